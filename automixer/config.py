@@ -1,0 +1,276 @@
+"""Typed configuration for every stage, loaded from one YAML file and validated before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Domain = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", description="A domain name, e.g. code, math, web.")]
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message that names the field and what is allowed."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SourceConfig(_Strict):
+    """One input corpus feeding one domain."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """Unique name; becomes the `source` column of every document it yields."""
+    domain: Domain
+    """The domain this source feeds; must be listed in `domains`."""
+    format: Literal["jsonl", "parquet", "hf"] = "jsonl"
+    """Reader: JSONL (plain or .gz), Parquet, or a Hugging Face dataset (local path or Hub id)."""
+    path: str
+    """Folder, file or glob (jsonl/parquet), or a dataset path / Hub id (hf)."""
+    glob: str | None = None
+    """Glob applied inside `path` when it is a folder, e.g. `*.jsonl.gz`."""
+    text_field: str = "text"
+    """Name of the field that holds the document text."""
+    id_field: str | None = None
+    """Field holding a stable document id; a hash of source + position is used when absent."""
+    split: str = "train"
+    """Split to read for `hf` sources."""
+    limit: int = -1
+    """Read at most this many documents (-1: all)."""
+
+
+class CurationConfig(_Strict):
+    """Filters and deduplication applied to every non-synthetic source."""
+
+    gopher_quality: bool = True
+    """Apply datatrove's Gopher quality filter to web text."""
+    gopher_repetition: bool = True
+    """Apply datatrove's Gopher repetition filter to web text."""
+    filter_domains: list[Domain] = ["web"]
+    """Domains the Gopher text filters apply to (code and math keep symbols and short lines)."""
+    min_chars: int = Field(default=200, ge=0)
+    """Drop documents shorter than this many characters, in every domain."""
+    exact_dedup: bool = True
+    """Drop documents whose normalised text is identical to an earlier one."""
+    minhash_dedup: bool = True
+    """Drop near-duplicates found with MinHash LSH."""
+    minhash_threshold: float = Field(default=0.8, gt=0.0, lt=1.0)
+    """Approximate Jaccard similarity above which two documents count as near-duplicates."""
+    minhash_ngram: int = Field(default=5, ge=1)
+    """Word n-gram size used to shingle documents for MinHash."""
+    shard_docs: int = Field(default=5000, ge=1)
+    """Maximum documents per output Parquet shard."""
+    workers: int = Field(default=1, ge=1)
+    """Parallel datatrove tasks."""
+
+
+class SynthConfig(_Strict):
+    """Verifiable synthetic coding tasks."""
+
+    enabled: bool = True
+    """Generate the `synthetic` domain."""
+    sources: list[str] = ["stdlib"]
+    """Where functions with doctests come from: `stdlib` (Python's standard library) or folders/globs of .py files."""
+    max_tasks: int = Field(default=200, ge=1)
+    """Stop after this many verified tasks."""
+    mutants_per_function: int = Field(default=2, ge=1)
+    """Mutants tried per function."""
+    timeout_s: float = Field(default=10.0, gt=0)
+    """Wall timeout of one sandboxed test run."""
+    memory_mb: int = Field(default=1024, ge=64)
+    """Address-space limit of one sandboxed test run."""
+    workers: int = Field(default=2, ge=1)
+    """Sandboxed verifications run at once."""
+    seed: int = 0
+    """Seed for function and operator choice."""
+
+
+class TokenizerConfig(_Strict):
+    """The BPE tokenizer trained offline on the curated shards."""
+
+    vocab_size: int = Field(default=2048, ge=260, le=65535)
+    """Vocabulary size (byte-level BPE; 256 byte tokens are always present)."""
+    sample_bytes: int = Field(default=8_000_000, ge=10_000)
+    """Bytes of training text sampled across domains to train the tokenizer."""
+    path: str | None = None
+    """Load this tokenizer.json instead of training one."""
+
+
+class ProxyConfig(_Strict):
+    """The small decoder-only LM trained once per mixture."""
+
+    d_model: int = Field(default=64, ge=8)
+    """Residual stream width."""
+    n_layers: int = Field(default=2, ge=1)
+    """Transformer blocks."""
+    n_heads: int = Field(default=4, ge=1)
+    """Attention heads; must divide d_model."""
+    seq_len: int = Field(default=128, ge=8)
+    """Context length in tokens."""
+    batch_size: int = Field(default=16, ge=1)
+    """Sequences per optimiser step."""
+    train_tokens: int = Field(default=200_000, ge=1000)
+    """Token budget of one proxy run (the same for every mixture)."""
+    lr: float = Field(default=3e-3, gt=0)
+    """Peak learning rate (AdamW, warmup then cosine decay)."""
+    val_fraction: float = Field(default=0.05, gt=0, lt=0.5)
+    """Fraction of each domain's documents held out for evaluation; never trained on."""
+    val_max_bytes: int = Field(default=200_000, ge=1000)
+    """Cap on held-out bytes evaluated per domain."""
+    device: str = "auto"
+    """`auto` (CUDA when available, else CPU), `cpu` or `cuda`."""
+    threads: int = Field(default=0, ge=0)
+    """torch intra-op threads per run (0: leave torch's default)."""
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> ProxyConfig:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"n_heads ({self.n_heads}) must divide d_model ({self.d_model})")
+        return self
+
+
+class SweepConfig(_Strict):
+    """How mixtures are sampled and how many proxies are trained."""
+
+    n_runs: int = Field(default=60, ge=2)
+    """Number of mixtures (proxy runs)."""
+    concentration: float = Field(default=1.0, gt=0)
+    """Dirichlet concentration multiplier around the natural token distribution (lower: more spread)."""
+    min_weight: float = Field(default=0.0, ge=0, lt=1)
+    """Every sampled domain weight is at least this."""
+    seed: int = 0
+    """Seed for the design and for every proxy run."""
+    workers: int = Field(default=1, ge=1)
+    """Proxy runs trained at once (processes)."""
+
+
+class ConstraintsConfig(_Strict):
+    """Bounds on the proposed mixture."""
+
+    min_weight: dict[Domain, float] = {}
+    """Per-domain lower bounds."""
+    max_weight: dict[Domain, float] = {}
+    """Per-domain upper bounds."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ConstraintsConfig:
+        for name, bounds in (("min_weight", self.min_weight), ("max_weight", self.max_weight)):
+            for dom, v in bounds.items():
+                if not 0.0 <= v <= 1.0:
+                    raise ValueError(f"{name}.{dom} = {v} must be within [0, 1]")
+        for dom, lo in self.min_weight.items():
+            hi = self.max_weight.get(dom, 1.0)
+            if lo > hi:
+                raise ValueError(f"min_weight.{dom} = {lo} is above max_weight.{dom} = {hi}")
+        if sum(self.min_weight.values()) > 1.0 + 1e-9:
+            raise ValueError(f"min_weight values sum to {sum(self.min_weight.values()):.3f} > 1")
+        return self
+
+
+class ProposeConfig(_Strict):
+    """How the proposal is fitted and chosen."""
+
+    target: str = "bpb_mean"
+    """Metric column to minimise (bpb_mean: mean held-out bits-per-byte over domains)."""
+    predictor: Literal["auto", "linear", "loglinear", "gp"] = "auto"
+    """Regression from weights to target; `auto` picks the best K-fold Spearman."""
+    cv_folds: int = Field(default=5, ge=2)
+    """Folds for cross-validated Spearman."""
+    name: str = Field(default="proposal", pattern=r"^[A-Za-z0-9_.-]+$")
+    """Name of the mixture; written to `<mixtures_dir>/<name>.yaml`."""
+    mixtures_dir: str = "mixtures"
+    """Folder the proposal YAML is written to."""
+    constraints: ConstraintsConfig = ConstraintsConfig()
+    """Bounds on the proposed mixture."""
+
+
+class PipelineConfig(_Strict):
+    """The whole run: inputs, every stage's options and the working directory."""
+
+    work_dir: str = "runs/default"
+    """Everything produced (shards, tasks, tokenizer, runs) goes below this folder."""
+    domains: list[Domain] = ["code", "math", "web", "synthetic"]
+    """Domains a mixture weights; `synthetic` is fed by synth, the rest by sources."""
+    sources: list[SourceConfig] = []
+    """Input corpora."""
+    curation: CurationConfig = CurationConfig()
+    synth: SynthConfig = SynthConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    proxy: ProxyConfig = ProxyConfig()
+    sweep: SweepConfig = SweepConfig()
+    propose: ProposeConfig = ProposeConfig()
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> PipelineConfig:
+        allowed = set(self.domains)
+        if len(allowed) != len(self.domains):
+            raise ValueError(f"domains has duplicates: {self.domains}")
+        if len(allowed) < 2:
+            raise ValueError("domains must list at least two domains to mix")
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"sources: names must be unique, got {names}")
+        for i, src in enumerate(self.sources):
+            if src.domain not in allowed:
+                raise ValueError(
+                    f"sources.{i}.domain: {src.domain!r} is not a configured domain; allowed: {sorted(allowed)}"
+                )
+        c = self.propose.constraints
+        for field, bounds in (("min_weight", c.min_weight), ("max_weight", c.max_weight)):
+            for dom in bounds:
+                if dom not in allowed:
+                    raise ValueError(
+                        f"propose.constraints.{field}.{dom}: not a configured domain; allowed: {sorted(allowed)}"
+                    )
+        if "synthetic" in allowed and not self.synth.enabled:
+            raise ValueError("domains includes 'synthetic' but synth.enabled is false")
+        return self
+
+    def path(self, *parts: str) -> Path:
+        """A path below `work_dir`."""
+        return Path(self.work_dir).joinpath(*parts)
+
+
+def _format_errors(err: ValidationError, where: str) -> str:
+    lines = [f"invalid configuration in {where}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "literal_error":
+            msg = f"got {e.get('input')!r}; allowed values: {e['ctx']['expected']}"
+        elif e["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling)"
+        lines.append(f"  - {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> PipelineConfig:
+    """Load and validate a pipeline config from YAML, raising ConfigError with field names on failure."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return config_from_dict({**raw, **(overrides or {})}, where=str(path))
+
+
+def config_from_dict(raw: dict, where: str = "config") -> PipelineConfig:
+    """Validate a config given as a dict, raising ConfigError with field names on failure."""
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, where)) from None
+
+
+def dump_config(cfg: PipelineConfig, path: str | Path) -> None:
+    """Write a config as YAML (atomically)."""
+    from automixer.io import write_text_atomic
+
+    write_text_atomic(path, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))

@@ -1,0 +1,110 @@
+"""The shard format every domain is stored in, and the manifest that describes the shards."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from automixer.io import sha256_file, write_json_atomic, write_parquet_atomic
+
+SHARD_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("domain", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("n_bytes", pa.int64(), nullable=False),
+        pa.field("n_tokens", pa.int64(), nullable=False),
+    ]
+)
+"""Columns of every shard. `n_tokens` counts word and punctuation pre-tokens (tokenizer independent)."""
+
+_PRETOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def count_pretokens(text: str) -> int:
+    """Count word and punctuation pre-tokens in a text (a tokenizer-independent size)."""
+    return sum(1 for _ in _PRETOKEN.finditer(text))
+
+
+def shard_rows(docs: Iterable[dict], domain: str) -> list[dict]:
+    """Complete documents (`id`, `text`, `source`) into rows of SHARD_SCHEMA."""
+    rows = []
+    for d in docs:
+        text = d["text"]
+        rows.append(
+            {
+                "id": str(d["id"]),
+                "text": text,
+                "domain": domain,
+                "source": d.get("source", domain),
+                "n_bytes": len(text.encode("utf-8")),
+                "n_tokens": count_pretokens(text),
+            }
+        )
+    return rows
+
+
+def write_shards(docs: Iterable[dict], out_dir: str | Path, domain: str, prefix: str, shard_docs: int) -> list[Path]:
+    """Write documents as zstd Parquet shards `<out_dir>/<prefix>-NNNNN.parquet`, atomically."""
+    out_dir = Path(out_dir)
+    paths: list[Path] = []
+    batch: list[dict] = []
+
+    def flush() -> None:
+        path = out_dir / f"{prefix}-{len(paths):05d}.parquet"
+        write_parquet_atomic(path, pa.Table.from_pylist(shard_rows(batch, domain), schema=SHARD_SCHEMA))
+        paths.append(path)
+        batch.clear()
+
+    for doc in docs:
+        batch.append(doc)
+        if len(batch) >= shard_docs:
+            flush()
+    if batch:
+        flush()
+    return paths
+
+
+def shard_entry(path: Path, root: Path) -> dict:
+    """Manifest entry of one shard: docs, tokens, bytes, sha256."""
+    table = pq.read_table(path, columns=["domain", "n_bytes", "n_tokens"])
+    domains = set(table.column("domain").to_pylist())
+    return {
+        "path": path.relative_to(root).as_posix(),
+        "domain": domains.pop() if len(domains) == 1 else path.parent.name,
+        "docs": table.num_rows,
+        "tokens": int(pa.compute.sum(table.column("n_tokens")).as_py() or 0),
+        "bytes": int(pa.compute.sum(table.column("n_bytes")).as_py() or 0),
+        "sha256": sha256_file(path),
+    }
+
+
+def build_manifest(shards_dir: str | Path, extra: dict | None = None) -> dict:
+    """Scan `<shards_dir>/<domain>/*.parquet` and write `<shards_dir>/manifest.json`; return it."""
+    root = Path(shards_dir)
+    entries = [shard_entry(p, root) for p in sorted(root.glob("*/*.parquet"))]
+    totals: dict[str, dict] = {}
+    for e in entries:
+        t = totals.setdefault(e["domain"], {"docs": 0, "tokens": 0, "bytes": 0, "shards": 0})
+        for k in ("docs", "tokens", "bytes"):
+            t[k] += e[k]
+        t["shards"] += 1
+    manifest = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "shards": entries, "domains": totals}
+    if extra:
+        manifest.update(extra)
+    write_json_atomic(root / "manifest.json", manifest)
+    return manifest
+
+
+def read_domain_texts(shards_dir: str | Path, domain: str) -> pa.Table:
+    """All rows (id, text, n_bytes) of one domain's shards, in a stable order."""
+    files = sorted(Path(shards_dir, domain).glob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no shards for domain {domain!r} under {shards_dir}; run `automixer curate` first")
+    return pa.concat_tables(pq.read_table(f, columns=["id", "text", "n_bytes"]) for f in files)

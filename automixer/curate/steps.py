@@ -1,0 +1,231 @@
+"""Datatrove pipeline steps used by curation (module level so executors can pickle them)."""
+
+# No `from __future__ import annotations`: datatrove reads real return annotations (exact dedup).
+
+import re
+from typing import Any
+
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.filters.base_filter import BaseFilter
+from datatrove.pipeline.filters.gopher_quality_filter import GopherQualityFilter
+from datatrove.pipeline.filters.gopher_repetition_filter import GopherRepetitionFilter
+from datatrove.utils.word_tokenizers import SpaCyTokenizer, WordTokenizer, strip_strings
+
+from automixer.io import stable_hash
+
+_WS = re.compile(r"\s+")
+
+
+class SpacyWordTokenizer(SpaCyTokenizer):
+    """spaCy's blank (offline, rule-based) tokenizer, skipping the sentencizer when only words are needed."""
+
+    def __init__(self, language: str = "en") -> None:
+        super().__init__(language)
+
+    def word_tokenize(self, text: str) -> list[str]:
+        """Split a text into words exactly like datatrove's spaCy tokenizer does."""
+        nlp = self.tokenizer
+        with nlp.memory_zone():
+            try:
+                tokens = nlp.tokenizer(text)
+            except Exception:
+                if "IS_ALPHA" not in text:
+                    raise
+                tokens = nlp.tokenizer(text.replace("IS_ALPHA", ""))
+            return strip_strings([tok.text for tok in tokens])
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_tokenizer": None}
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.language == self.language
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.language))
+
+
+class SplitWordTokenizer(WordTokenizer):
+    """Whitespace split; MinHash shingles text that datatrove already lower-cased and stripped of punctuation."""
+
+    def __init__(self) -> None:
+        super().__init__("whitespace")
+
+    def word_tokenize(self, text: str) -> list[str]:
+        """Split on runs of whitespace."""
+        return text.split()
+
+    def sent_tokenize(self, text: str) -> list[str]:
+        """Not needed for MinHash."""
+        raise NotImplementedError("SplitWordTokenizer only splits words")
+
+    def span_tokenize(self, text: str) -> list[tuple[int, int]]:
+        """Not needed for MinHash."""
+        raise NotImplementedError("SplitWordTokenizer only splits words")
+
+
+def exact_content(doc: Document) -> str:
+    """The text exact dedup compares: whitespace runs collapsed, ends stripped."""
+    return _WS.sub(" ", doc.text).strip()
+
+
+def _position(id_in_file: Any) -> int:
+    return id_in_file if isinstance(id_in_file, int) else int(str(id_in_file).rsplit("/", 1)[-1])
+
+
+def source_adapter(self: Any, data: dict, path: str, id_in_file: Any) -> dict:
+    """Datatrove reader adapter: check the configured fields and give the document a stable id."""
+    meta = self.default_metadata
+    name = meta["source"]
+    if self.text_key not in data:
+        raise ValueError(
+            f"source {name!r}: record {id_in_file} of {path} has no text field {self.text_key!r}; "
+            f"fields present: {sorted(data)}. Set `text_field` in the source config."
+        )
+    text = data[self.text_key]
+    if text is not None and not isinstance(text, str):
+        raise ValueError(f"source {name!r}: field {self.text_key!r} of record {id_in_file} in {path} is not text")
+    pos = _position(id_in_file)
+    if self.id_key:
+        if data.get(self.id_key) is None:
+            raise ValueError(
+                f"source {name!r}: record {id_in_file} of {path} has no id field {self.id_key!r}; "
+                f"fields present: {sorted(data)}. Fix or drop `id_field` in the source config."
+            )
+        doc_id = f"{name}/{data[self.id_key]}"
+    else:
+        doc_id = f"{name}/{stable_hash(name, path, str(pos))}"
+    return {"text": text or "", "id": doc_id, "media": [], "metadata": {"order": [meta["src_idx"], path, pos]}}
+
+
+class SourcesReader(PipelineStep):
+    """Read every configured source with datatrove's readers; task `rank` keeps every `world_size`-th doc."""
+
+    type = "📖 - READER"
+    name = "automixer sources"
+
+    def __init__(self, sources: list[dict]) -> None:
+        super().__init__()
+        self.sources = sources
+
+    def _reader(self, idx: int, src: dict) -> Any:
+        from datatrove.pipeline.readers import HuggingFaceDatasetReader, JsonlReader, ParquetReader
+
+        common = {
+            "text_key": src["text_field"],
+            "id_key": src["id_field"],
+            "adapter": source_adapter,
+            "default_metadata": {"source": src["name"], "domain": src["domain"], "src_idx": idx},
+        }
+        if src["format"] == "jsonl":
+            return JsonlReader(src["base"], add_file_path=False, **common)
+        if src["format"] == "parquet":
+            return ParquetReader(src["base"], **common)
+        return HuggingFaceDatasetReader(
+            src["base"],
+            dataset_options={"split": src["split"]},
+            limit=src["limit"],
+            load_from_disk=src["load_from_disk"],
+            **common,
+        )
+
+    def _documents(self, idx: int, src: dict) -> DocumentsPipeline:
+        reader = self._reader(idx, src)
+        if src["format"] == "hf":
+            yield from reader.run(None, 0, 1)
+            return
+        n = 0
+        for rel in src["files"]:
+            for doc in reader.read_file(rel):
+                if src["limit"] != -1 and n >= src["limit"]:
+                    return
+                n += 1
+                yield doc
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        """Yield this task's share of all source documents, tagged with source, domain and order."""
+        seen = 0
+        for idx, src in enumerate(self.sources):
+            for doc in self._documents(idx, src):
+                seen += 1
+                if (seen - 1) % world_size != rank:
+                    continue
+                doc.metadata = {
+                    "source": src["name"],
+                    "domain": src["domain"],
+                    "order": doc.metadata["order"],
+                }
+                self.stat_update(f"docs_in/{src['domain']}")
+                self.update_doc_stats(doc)
+                yield doc
+
+
+class RankFileReader(PipelineStep):
+    """Read the intermediate JSONL file an earlier stage wrote for this task's rank (if any)."""
+
+    type = "📖 - READER"
+    name = "automixer rank file"
+
+    def __init__(self, folder: str) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        """Yield the documents of `<folder>/<rank>.jsonl` in written order."""
+        from datatrove.pipeline.readers import JsonlReader
+
+        reader = JsonlReader(self.folder, add_file_path=False)
+        name = f"{rank:05d}.jsonl"
+        if reader.data_folder.isfile(name):
+            yield from reader.read_file(name)
+
+
+class DomainCounter(PipelineStep):
+    """Count documents per domain as they pass (stat `docs_kept/<domain>`)."""
+
+    type = "📊 - STATS"
+    name = "automixer kept counter"
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        """Pass documents through unchanged, counting them."""
+        for doc in data:
+            self.stat_update(f"docs_kept/{doc.metadata['domain']}")
+            yield doc
+
+
+class MinCharsFilter(BaseFilter):
+    """Drop documents shorter than `min_chars` characters (after stripping)."""
+
+    name = "min_chars"
+
+    def __init__(self, min_chars: int) -> None:
+        super().__init__()
+        self.min_chars = min_chars
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        """Keep documents with at least `min_chars` non-edge characters."""
+        return True if len(doc.text.strip()) >= self.min_chars else (False, "below_min_chars")
+
+
+class DomainGopherQuality(GopherQualityFilter):
+    """Datatrove's Gopher quality filter, applied only to documents of the given domains."""
+
+    def __init__(self, domains: list[str]) -> None:
+        super().__init__(language=SpacyWordTokenizer("en"))
+        self.domains = sorted(domains)
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        """Gopher quality rules for filtered domains; other domains pass."""
+        return super().filter(doc) if doc.metadata.get("domain") in self.domains else True
+
+
+class DomainGopherRepetition(GopherRepetitionFilter):
+    """Datatrove's Gopher repetition filter, applied only to documents of the given domains."""
+
+    def __init__(self, domains: list[str]) -> None:
+        super().__init__(language=SpacyWordTokenizer("en"))
+        self.domains = sorted(domains)
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        """Gopher repetition rules for filtered domains; other domains pass."""
+        return super().filter(doc) if doc.metadata.get("domain") in self.domains else True

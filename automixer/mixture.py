@@ -1,0 +1,105 @@
+"""The mixture spec: a named set of domain weights with the provenance of how it was chosen."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from automixer.io import write_text_atomic
+
+SUM_TOL = 1e-6
+
+
+class MixtureSpec(BaseModel):
+    """A mixture proposal or baseline: weights per domain summing to 1, plus provenance."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """File-safe name; the spec is written to `<mixtures_dir>/<name>.yaml`."""
+    weights: dict[str, float]
+    """Domain -> weight; non-negative, summing to 1 (within 1e-6)."""
+    target: str
+    """The metric the mixture was chosen to minimise, e.g. bpb_mean."""
+    predicted_target: float | None = None
+    """The predictor's value of `target` at these weights."""
+    provenance: dict[str, Any] = {}
+    """How it was made: sweep, n_runs, predictor, cv_spearman, constraints, created, automixer version."""
+
+    @field_validator("weights")
+    @classmethod
+    def _simplex(cls, weights: dict[str, float]) -> dict[str, float]:
+        if not weights:
+            raise ValueError("weights must name at least one domain")
+        bad = {d: w for d, w in weights.items() if not math.isfinite(w) or w < 0}
+        if bad:
+            raise ValueError(f"weights must be finite and non-negative, got {bad}")
+        total = math.fsum(weights.values())
+        if abs(total - 1.0) > SUM_TOL:
+            raise ValueError(f"weights must sum to 1 (within {SUM_TOL}), got {total:.9g}")
+        return weights
+
+
+def automixer_version() -> str:
+    """The installed automixer version (or `unknown`)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("automixer")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def utc_now() -> str:
+    """The current UTC time as ISO 8601 (seconds)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _plain(obj: Any) -> Any:
+    """Convert numpy scalars/arrays and paths inside `obj` into plain YAML-safe values."""
+    import json
+
+    def default(o: Any) -> Any:
+        return o.tolist() if hasattr(o, "tolist") else str(o)
+
+    return json.loads(json.dumps(obj, default=default))
+
+
+def write_mixture(spec: MixtureSpec, mixtures_dir: str | Path) -> Path:
+    """Write `<mixtures_dir>/<name>.yaml` atomically, keys in a readable order."""
+    path = Path(mixtures_dir) / f"{spec.name}.yaml"
+    doc = {
+        "name": spec.name,
+        "target": spec.target,
+        "predicted_target": spec.predicted_target,
+        "weights": dict(spec.weights),
+        "provenance": _plain(spec.provenance),
+    }
+    header = (
+        "# automixer mixture spec: weights per domain (sum to 1); read with automixer.mixture.read_mixture\n"
+    )
+    write_text_atomic(path, header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
+    return path
+
+
+def read_mixture(path: str | Path) -> MixtureSpec:
+    """Read and validate a mixture spec YAML."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"mixture spec not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a mixture spec must be a mapping with name, weights and target")
+    try:
+        return MixtureSpec.model_validate(raw)
+    except ValidationError as exc:
+        msgs = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"{path}: invalid mixture spec: {msgs}") from None

@@ -1,0 +1,223 @@
+"""Train one proxy LM on a mixture for a fixed token budget; evaluate bits-per-byte on every domain."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from automixer.config import ProxyConfig
+from automixer.io import write_json_atomic
+from automixer.proxy.data import load_arrays, load_meta
+from automixer.proxy.model import ProxyLM, count_params
+
+IGNORE = -100
+EVAL_BATCH = 64
+WARMUP_FRACTION = 0.05
+MIN_LR_FRACTION = 0.1
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` -> CUDA when available else CPU; `cuda` without a GPU is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("proxy.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"proxy.device: {name!r} is not one of auto, cpu, cuda")
+    return torch.device(name)
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def normalize_weights(weights: dict[str, float], domains: list[str]) -> dict[str, float]:
+    """Weights over every data domain, summing to 1 (missing domains get 0); invalid weights raise."""
+    unknown = sorted(set(weights) - set(domains))
+    if unknown:
+        raise ValueError(f"mixture names unknown domain(s) {unknown}; the prepared data has {domains}")
+    bad = {d: w for d, w in weights.items() if not (math.isfinite(w) and w >= 0)}
+    if bad:
+        raise ValueError(f"mixture weights must be finite and >= 0, got {bad}")
+    total = sum(weights.values())
+    if total <= 0:
+        raise ValueError(f"mixture weights sum to {total}; at least one must be positive")
+    return {d: weights.get(d, 0.0) / total for d in domains}
+
+
+def allocate(weights: np.ndarray, assigned: np.ndarray, total_after: int) -> np.ndarray:
+    """Sequences per domain for the next step so cumulative counts track weights (largest remainder)."""
+    n = int(total_after - assigned.sum())  # sequences in this step
+    quota = weights * total_after - assigned  # sums to n; below 0 where a domain is ahead
+    counts = np.maximum(np.floor(quota), 0).astype(np.int64)
+    while counts.sum() < n:  # hand the rest to the largest remainders (zero-weight domains never)
+        frac = np.where(weights > 0, quota - counts, -np.inf)
+        counts[int(np.argmax(frac))] += 1
+    while counts.sum() > n:  # possible only after clipping: take back from the smallest remainders
+        frac = np.where(counts > 0, quota - counts, np.inf)
+        counts[int(np.argmin(frac))] -= 1
+    return counts
+
+
+def sample_batch(
+    arrays: list[np.ndarray], counts: np.ndarray, rng: np.random.Generator, seq_len: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windows of seq_len + 1 tokens at random offsets: inputs and next-token targets, each (B, T)."""
+    rows = []
+    span = np.arange(seq_len + 1)
+    for arr, n in zip(arrays, counts, strict=True):
+        if n:
+            starts = rng.integers(0, arr.size - seq_len, size=int(n))
+            rows.append(np.asarray(arr[starts[:, None] + span], dtype=np.int64))  # (n, T + 1)
+    batch = torch.from_numpy(np.concatenate(rows))
+    return batch[:, :-1], batch[:, 1:]
+
+
+def lr_at(step: int, steps: int, peak: float) -> float:
+    """Linear warmup, then cosine decay to MIN_LR_FRACTION * peak."""
+    warmup = max(1, round(WARMUP_FRACTION * steps))
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return peak * (MIN_LR_FRACTION + (1 - MIN_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@torch.no_grad()
+def evaluate(
+    model: ProxyLM, val: dict[str, np.ndarray], val_bytes: dict[str, int], eos: int, device: torch.device
+) -> dict[str, float]:
+    """Held-out bits per byte per domain (EOS targets excluded) and their mean, as `bpb_<d>`/`bpb_mean`."""
+    model.eval()
+    seq_len, metrics = model.seq_len, {}
+    for dom, arr in val.items():
+        n_win = math.ceil((arr.size - 1) / seq_len)
+        ids = np.full(n_win * seq_len + 1, eos, dtype=np.int64)
+        ids[: arr.size] = arr
+        targets = np.where(ids[1:] == eos, IGNORE, ids[1:])  # documents' tokens only are scored
+        x = torch.from_numpy(ids[:-1].reshape(n_win, seq_len))  # (N, T)
+        y = torch.from_numpy(targets.reshape(n_win, seq_len))  # (N, T)
+        nats = 0.0
+        for i in range(0, n_win, EVAL_BATCH):
+            xb, yb = x[i : i + EVAL_BATCH].to(device), y[i : i + EVAL_BATCH].to(device)
+            with _autocast(device):
+                logits = model(xb)  # (b, T, V)
+            nats += F.cross_entropy(logits.float().flatten(0, 1), yb.flatten(), ignore_index=IGNORE,
+                                    reduction="sum").item()
+        metrics[f"bpb_{dom}"] = nats / (math.log(2) * val_bytes[dom])
+    metrics["bpb_mean"] = sum(metrics.values()) / len(val)
+    model.train()
+    return metrics
+
+
+def build_model(cfg: ProxyConfig, vocab_size: int, seed: int) -> ProxyLM:
+    """A freshly initialised proxy; the same seed gives the same weights."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return ProxyLM(vocab_size, cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.seq_len)
+
+
+def _train_loop(
+    model: ProxyLM,
+    w: np.ndarray,
+    train: list[np.ndarray],
+    cfg: ProxyConfig,
+    device: torch.device,
+    seed: int,
+    assigned: np.ndarray,
+) -> None:
+    """Run the optimiser over the token budget, counting sequences per domain in `assigned` (may raise Diverged)."""
+    total_seqs = math.ceil(cfg.train_tokens / cfg.seq_len)
+    steps = math.ceil(total_seqs / cfg.batch_size)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=device.type == "cuda")
+    rng = np.random.default_rng(seed)
+    for step in range(steps):
+        counts = allocate(w, assigned, min(total_seqs, (step + 1) * cfg.batch_size))
+        assigned += counts
+        x, y = sample_batch(train, counts, rng, cfg.seq_len)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, steps, cfg.lr)
+        with _autocast(device):
+            logits = model(x)  # (B, T, V)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        if not math.isfinite(loss_val := loss.item()):
+            raise Diverged(f"training loss is {loss_val} at step {step + 1}/{steps}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+
+def _load_result(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def train_proxy(
+    run_id: str, weights: dict[str, float], cfg: ProxyConfig, data_dir: Path, out_dir: Path, seed: int
+) -> dict:
+    """Train one proxy on a mixture, evaluate held-out bpb per domain, write `out_dir/result.json`."""
+    result_path = Path(out_dir) / "result.json"
+    done = _load_result(result_path) if result_path.is_file() else None
+    if done and done.get("status") == "ok":
+        return done
+    meta = load_meta(data_dir)
+    domains = list(meta["domains"])
+    mix = normalize_weights(weights, domains)
+    device = resolve_device(cfg.device)
+    train = list(load_arrays(data_dir, domains, "train").values())
+    val = load_arrays(data_dir, domains, "val")
+    for dom, arr in zip(domains, train, strict=True):
+        if mix[dom] > 0 and arr.size <= cfg.seq_len:
+            raise ValueError(f"domain {dom!r} has {arr.size} training tokens, fewer than seq_len + 1")
+    prev_threads = torch.get_num_threads()
+    result = {"run_id": run_id, "status": "ok", "error": None, "weights": mix, "metrics": {}, "seed": seed,
+              "device": str(device), "proxy": cfg.model_dump()}  # fmt: skip
+    t0 = time.perf_counter()
+    try:
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        model = build_model(cfg, meta["vocab_size"], seed).to(device)
+        result["n_params"] = count_params(model)
+        w = np.array([mix[d] for d in domains])
+        seqs = np.zeros(len(domains), dtype=np.int64)
+        train_s = 0.0
+        try:
+            _train_loop(model, w, train, cfg, device, seed, seqs)
+            train_s = time.perf_counter() - t0
+            metrics = evaluate(model, val, {d: meta["domains"][d]["val_bytes"] for d in domains},
+                               meta["eos_id"], device)  # fmt: skip
+            bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+            if bad:
+                raise Diverged(f"non-finite held-out loss for {bad}")
+            result["metrics"] = metrics
+        except Diverged as exc:
+            result.update(status="failed", error=f"diverged: {exc}")
+            train_s = train_s or time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(prev_threads)
+    seen = {d: int(n) * cfg.seq_len for d, n in zip(domains, seqs, strict=True)}
+    result["tokens_seen"] = seen
+    result["epochs"] = {d: seen[d] / meta["domains"][d]["train_tokens"] for d in domains}
+    result["wall_s"] = time.perf_counter() - t0
+    result["tokens_per_s"] = sum(seen.values()) / train_s if train_s > 0 else 0.0
+    write_json_atomic(result_path, result)
+    return result

@@ -1,0 +1,33 @@
+"""Prefect parent flow: curate -> synthesize -> sweep -> propose, each a subflow."""
+
+from __future__ import annotations
+
+import time
+
+from prefect import flow, get_run_logger
+
+from automixer.config import PipelineConfig
+from automixer.io import write_json_atomic
+from flows.curate import curate_flow
+from flows.propose import propose_flow
+from flows.sweep import sweep_flow
+from flows.synthesize import synthesize_flow
+
+
+@flow(name="automixer-pipeline")
+def pipeline_flow(config: PipelineConfig) -> dict:
+    """Run every stage on one config and return the proposal with per-stage wall times."""
+    logger = get_run_logger()
+    timings: dict[str, float] = {}
+    stages = [("curate", curate_flow)]
+    if "synthetic" in config.domains:
+        stages.append(("synthesize", synthesize_flow))
+    stages += [("sweep", sweep_flow), ("propose", propose_flow)]
+    outputs: dict[str, dict] = {}
+    for name, subflow in stages:
+        start = time.perf_counter()
+        outputs[name] = subflow(config)
+        timings[name] = round(time.perf_counter() - start, 1)
+        logger.info("stage %s finished in %.1fs", name, timings[name])
+    write_json_atomic(config.path("timings.json"), timings)
+    return {"proposal": outputs["propose"], "timings": timings, "stages": outputs}

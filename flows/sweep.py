@@ -1,0 +1,48 @@
+"""Prefect flow: tokenize the shards, sample mixtures and train one proxy per mixture."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+
+from automixer import stages
+from automixer.config import PipelineConfig
+
+
+@task(name="refresh-manifest")
+def refresh_manifest_task(config: PipelineConfig) -> dict:
+    """Rebuild the shard manifest over every domain."""
+    manifest = stages.refresh_manifest(config)
+    get_run_logger().info("manifest: %s", {d: t["docs"] for d, t in manifest["domains"].items()})
+    return manifest["domains"]
+
+
+@task(name="tokenize")
+def tokenize_task(config: PipelineConfig) -> dict:
+    """Train the tokenizer and tokenize every domain."""
+    meta = stages.tokenize(config)
+    get_run_logger().info("train tokens per domain: %s", {d: m["train_tokens"] for d, m in meta["domains"].items()})
+    return meta
+
+
+@task(name="design")
+def design_task(config: PipelineConfig, meta: dict) -> list[dict]:
+    """Sample the sweep's mixtures."""
+    return stages.design(config, meta)
+
+
+@task(name="train-proxies")
+def train_proxies_task(config: PipelineConfig, mixtures: list[dict]) -> list[dict]:
+    """Train one proxy per mixture, skipping finished runs."""
+    return stages.run_proxies(config, mixtures)
+
+
+@flow(name="sweep")
+def sweep_flow(config: PipelineConfig) -> dict:
+    """Tokenize, design the sweep and train the proxies; return a summary."""
+    refresh_manifest_task(config)
+    meta = tokenize_task(config)
+    mixtures = design_task(config, meta)
+    results = train_proxies_task(config, mixtures)
+    ok = sum(r.get("status") == "ok" for r in results)
+    get_run_logger().info("proxy runs: %d ok, %d failed", ok, len(results) - ok)
+    return {"runs": len(results), "ok": ok, "runs_table": str(config.path("sweep", "runs.parquet"))}

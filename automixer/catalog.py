@@ -112,7 +112,5 @@ def open_catalog(work_dir: str | Path) -> duckdb.DuckDBPyConnection:
 
 def list_views(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Names of the catalog's views."""
-    rows = con.execute(
-        "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY view_name"
-    ).fetchall()
+    rows = con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY view_name").fetchall()
     return [r[0] for r in rows if not r[0].startswith("_")]

@@ -213,8 +213,15 @@ def propose(
     def go():
         table = load_runs_table(table_path, tgt, weight_prefix)
         return propose_mixture(
-            table, tgt, p, predictor or base.predictor, name or base.name, out or Path(base.mixtures_dir),
-            str(table_path), base.cv_folds, 0,
+            table,
+            tgt,
+            p,
+            predictor or base.predictor,
+            name or base.name,
+            out or Path(base.mixtures_dir),
+            str(table_path),
+            base.cv_folds,
+            0,
         )
 
     spec, path = _run(go)

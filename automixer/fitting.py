@@ -111,7 +111,5 @@ def propose_mixture(
         "created": utc_now(),
         "automixer_version": automixer_version(),
     }
-    spec = MixtureSpec(
-        name=name, weights=weights, target=target, predicted_target=predicted, provenance=provenance
-    )
+    spec = MixtureSpec(name=name, weights=weights, target=target, predicted_target=predicted, provenance=provenance)
     return spec, write_mixture(spec, mixtures_dir)

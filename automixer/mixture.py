@@ -80,9 +80,7 @@ def write_mixture(spec: MixtureSpec, mixtures_dir: str | Path) -> Path:
         "weights": dict(spec.weights),
         "provenance": _plain(spec.provenance),
     }
-    header = (
-        "# automixer mixture spec: weights per domain (sum to 1); read with automixer.mixture.read_mixture\n"
-    )
+    header = "# automixer mixture spec: weights per domain (sum to 1); read with automixer.mixture.read_mixture\n"
     write_text_atomic(path, header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
     return path
 

@@ -10,9 +10,7 @@ import numpy as np
 BOUND_TOL = 1e-12
 
 
-def check_bounds(
-    domains: list[str], lower: dict[str, float], upper: dict[str, float]
-) -> tuple[np.ndarray, np.ndarray]:
+def check_bounds(domains: list[str], lower: dict[str, float], upper: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
     """Bound arrays in domain order (missing: 0 and 1); a ValueError naming any conflict."""
     for name, bounds in (("min_weight", lower), ("max_weight", upper)):
         unknown = sorted(set(bounds) - set(domains))
@@ -46,15 +44,16 @@ def project(V: np.ndarray, lo: np.ndarray, hi: np.ndarray, iters: int = 100) -> 
     return np.array([_fix_sum(w, lo, hi) for w in W])
 
 
-def _fix_sum(w: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Put the rounding residual of sum(w) - 1 on coordinates with room for it, keeping bounds."""
-    w = w.copy()
+def _fix_sum(w: np.ndarray, lo: np.ndarray, hi: np.ndarray, snap: float = 1e-9) -> np.ndarray:
+    """Snap values within `snap` of a bound onto it, then put the sum's residual on free coordinates."""
+    w = np.where(np.abs(w - lo) <= snap, lo, np.where(np.abs(w - hi) <= snap, hi, w))
     for _ in range(len(w)):
         r = 1.0 - w.sum()
         if r == 0.0:
             break
         room = (hi - w) if r > 0 else (w - lo)
-        i = int(np.argmax(room))
+        free = (w > lo) & (w < hi)
+        i = int(np.argmax(np.where(free, room, -1.0))) if (free & (room > 0)).any() else int(np.argmax(room))
         w[i] = np.clip(w[i] + r, lo[i], hi[i])
     return w
 
@@ -95,6 +94,8 @@ def minimize_mixture(
     rng = np.random.default_rng(seed)
     C = _candidates(lo, hi, max(n_candidates, 10), rng)
     scores = np.concatenate([_safe(predict, C[i : i + 4096]) for i in range(0, len(C), 4096)])
+    if not np.isfinite(scores).any():
+        raise ValueError("the predictor returned no finite value on any feasible mixture")
     starts: list[np.ndarray] = []
     for i in np.argsort(scores, kind="stable"):
         if all(np.abs(C[i] - s).sum() > 1e-3 for s in starts):

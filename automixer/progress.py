@@ -43,7 +43,9 @@ class Progress:
         if now - self._last_log >= self.log_every_s or self.done >= self.total:
             self._last_log = now
             extra = f" ({note})" if note else ""
-            self.logger.info("%s: %d/%d done, %.0fs%s", self.description, self.done, self.total, now - self._start, extra)
+            self.logger.info(
+                "%s: %d/%d done, %.0fs%s", self.description, self.done, self.total, now - self._start, extra
+            )
 
     def __exit__(self, et: type | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         if self._bar is not None:

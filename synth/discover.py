@@ -48,6 +48,8 @@ class SourceFile:
     text: str
     functions: tuple[str, ...]
     """Qualnames (`func`, `Class.method`) whose own docstring has doctest examples."""
+    covered: tuple[str, ...]
+    """The module's other functions: its doctests may still exercise them."""
 
 
 def stdlib_root() -> Path:
@@ -100,33 +102,57 @@ def source_paths(sources: list[str]) -> list[tuple[str, Path]]:
     return sorted(seen.items())
 
 
+def _guarded(tree: ast.Module) -> set[int]:
+    """ids of import nodes inside a `try` body (optional imports with a fallback)."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try):
+            out.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return out
+
+
 def _standalone(tree: ast.Module) -> bool:
-    """True if every import is absolute and from the standard library."""
+    """True if every unguarded import is absolute and from the standard library."""
+    guarded = _guarded(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            if node.level or (node.module or "").split(".")[0] not in sys.stdlib_module_names:
+            if node.level:
                 return False
+            names = [node.module or ""]
         elif isinstance(node, ast.Import):
-            if any(a.name.split(".")[0] not in sys.stdlib_module_names for a in node.names):
-                return False
+            names = [a.name for a in node.names]
+        else:
+            continue
+        if id(node) not in guarded and any(n.split(".")[0] not in sys.stdlib_module_names for n in names):
+            return False
     return True
 
 
-def doctest_functions(tree: ast.Module) -> list[str]:
-    """Qualnames of top-level and class-level functions whose docstring contains `>>>` examples."""
-    out: list[str] = []
+def _has_examples(node: ast.AST) -> bool:
+    return ">>>" in (ast.get_docstring(node, clean=False) or "")
+
+
+def module_functions(tree: ast.Module) -> tuple[list[str], list[str]]:
+    """Qualnames of top-level and class-level functions: (those with own `>>>` examples, the others)."""
+    own: set[str] = set()
+    other: set[str] = set()
 
     def visit(body: list[ast.stmt], prefix: str) -> None:
         for node in body:
             if isinstance(node, ast.ClassDef):
                 visit(node.body, f"{prefix}{node.name}.")
             elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                doc = ast.get_docstring(node, clean=False) or ""
-                if ">>>" in doc and len(node.body) > 1:
-                    out.append(prefix + node.name)
+                doc = ast.get_docstring(node, clean=False)
+                if len(node.body) > (1 if doc is not None else 0):
+                    (own if _has_examples(node) else other).add(prefix + node.name)
 
     visit(tree.body, "")
-    return sorted(set(out))
+    return sorted(own), sorted(other - own)
+
+
+def _any_examples(tree: ast.Module) -> bool:
+    kinds = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    return any(isinstance(n, kinds) and _has_examples(n) for n in ast.walk(tree))
 
 
 def load_source(rel: str, path: Path) -> SourceFile | None:
@@ -141,8 +167,10 @@ def load_source(rel: str, path: Path) -> SourceFile | None:
         return None
     if not _standalone(tree):
         return None
-    functions = doctest_functions(tree)
-    return SourceFile(path, rel, module, text, tuple(functions)) if functions else None
+    if not _any_examples(tree):
+        return None
+    own, other = module_functions(tree)
+    return SourceFile(path, rel, module, text, tuple(own), tuple(other))
 
 
 def discover(sources: list[str]) -> tuple[list[SourceFile], int]:

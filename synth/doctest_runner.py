@@ -1,9 +1,11 @@
 """Run the doctests of one module file, each object's doctest as its own test id; print results as JSON.
 
 Copied into every task workspace as `run_doctests.py`; it uses the standard library only. Usage:
-    python -s -P run_doctests.py [--timeout SECONDS] MODULE.py [TEST_ID ...]
+    python -s -P run_doctests.py [--timeout CPU_SECONDS] [--stop-on-timeout] MODULE.py [TEST_ID ...]
+The module is also bound to its own name in every test's globals (`textwrap.shorten(...)` works).
 A test id is `<module>.<qualname>` (e.g. `statistics.mean`); with none given, every doctest runs.
-The last line of stdout is `@@DOCTEST_RESULTS@@ {"results": {id: pass|fail|error|timeout|missing}, ...}`.
+Statuses: pass, fail, error, timeout, skipped (every example skipped), missing (no such doctest).
+The last line of stdout is `@@DOCTEST_RESULTS@@ {"results": {id: status}, ...}`.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def _run_one(runner: doctest.DocTestRunner, test: doctest.DocTest, timeout_s: fl
     signal.setitimer(signal.ITIMER_PROF, timeout_s)
     try:
         result = runner.run(test, out=log.write)
-        status = "pass" if result.failed == 0 and result.attempted > 0 else "fail"
+        status = "fail" if result.failed else ("pass" if result.attempted else "skipped")
     except TestTimeout:
         status = "timeout"
     except BaseException as exc:  # noqa: BLE001 - SystemExit and friends count as an error of this test
@@ -63,11 +65,14 @@ def _run_one(runner: doctest.DocTestRunner, test: doctest.DocTest, timeout_s: fl
 
 def main(argv: list[str]) -> int:
     """Run the requested doctests and print the results line."""
-    timeout_s = 2.0
-    if argv[:1] == ["--timeout"]:
-        timeout_s, argv = float(argv[1]), argv[2:]
+    timeout_s, stop_on_timeout = 2.0, False
+    while argv[:1] in (["--timeout"], ["--stop-on-timeout"]):
+        if argv[0] == "--timeout":
+            timeout_s, argv = float(argv[1]), argv[2:]
+        else:
+            stop_on_timeout, argv = True, argv[1:]
     if not argv:
-        print("usage: run_doctests.py [--timeout S] MODULE.py [TEST_ID ...]", file=sys.stderr)
+        print("usage: run_doctests.py [--timeout S] [--stop-on-timeout] MODULE.py [TEST_ID ...]", file=sys.stderr)
         return 2
     signal.signal(signal.SIGPROF, _on_timer)
     try:
@@ -75,7 +80,11 @@ def main(argv: list[str]) -> int:
     except BaseException as exc:  # noqa: BLE001 - any import failure is reported, not raised
         _emit({"load_error": f"{type(exc).__name__}: {exc}"[:500], "results": {}, "logs": {}})
         return 0
-    tests = {t.name: t for t in doctest.DocTestFinder(recurse=True).find(module, name) if t.examples}
+    tests = {
+        t.name: t
+        for t in doctest.DocTestFinder(recurse=True).find(module, name, extraglobs={name: module})
+        if t.examples
+    }
     runner = doctest.DocTestRunner(verbose=False, optionflags=0)
     results: dict[str, str] = {}
     logs: dict[str, str] = {}
@@ -86,6 +95,8 @@ def main(argv: list[str]) -> int:
         results[test_id], log = _run_one(runner, tests[test_id], timeout_s)
         if results[test_id] != "pass":
             logs[test_id] = log
+        if results[test_id] == "timeout" and stop_on_timeout:
+            break
     _emit({"load_error": None, "results": results, "logs": logs})
     return 0
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
+import io
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,8 +37,13 @@ class MutationError(ValueError):
     """A mutation could not be spliced back into the source as valid, equivalent-to-intended code."""
 
 
-def _body_nodes(func: ast.AST) -> Iterator[ast.AST]:
+@functools.lru_cache(maxsize=64)
+def _body_nodes(func: ast.AST) -> tuple[ast.AST, ...]:
     """Nodes inside a function body, skipping annotations, decorators and f-strings; in source order."""
+    return tuple(_walk_body(func))
+
+
+def _walk_body(func: ast.AST) -> Iterator[ast.AST]:
     stack = list(reversed(func.body))
     while stack:
         node = stack.pop()
@@ -66,8 +73,8 @@ def _sites_compare(func: ast.AST, table: dict) -> list[tuple[ast.AST, ast.AST, s
         if isinstance(node, ast.Compare):
             for i, op in enumerate(node.ops):
                 if type(op) in table:
-                    new = copy.deepcopy(node)
-                    new.ops[i] = table[type(op)]()
+                    new = copy.copy(node)
+                    new.ops = [*node.ops[:i], table[type(op)](), *node.ops[i + 1 :]]
                     out.append((node, new, f"`{_op_text(op)}` -> `{_op_text(new.ops[i])}`"))
     return out
 
@@ -94,7 +101,7 @@ def sites_arith_swap(func: ast.AST) -> list[tuple[ast.AST, ast.AST, str]]:
     out = []
     for node in _body_nodes(func):
         if isinstance(node, ast.BinOp | ast.AugAssign) and type(node.op) in _ARITH:
-            new = copy.deepcopy(node)
+            new = copy.copy(node)
             new.op = _ARITH[type(node.op)]()
             out.append((node, new, f"`{_op_text(node.op)}` -> `{_op_text(new.op)}`"))
     return out
@@ -116,7 +123,7 @@ def sites_bool_swap(func: ast.AST) -> list[tuple[ast.AST, ast.AST, str]]:
     out = []
     for node in _body_nodes(func):
         if isinstance(node, ast.BoolOp):
-            new = copy.deepcopy(node)
+            new = copy.copy(node)
             new.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
             out.append((node, new, "`and` -> `or`" if isinstance(node.op, ast.And) else "`or` -> `and`"))
     return out
@@ -129,9 +136,9 @@ def sites_negate_condition(func: ast.AST) -> list[tuple[ast.AST, ast.AST, str]]:
         if isinstance(node, ast.If | ast.IfExp):
             test = node.test
             if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-                new = copy.deepcopy(test.operand)
+                new = test.operand
             else:
-                new = ast.UnaryOp(ast.Not(), copy.deepcopy(test))
+                new = ast.UnaryOp(ast.Not(), test)
             out.append((test, new, "negated condition"))
     return out
 
@@ -153,8 +160,8 @@ def sites_swap_args(func: ast.AST) -> list[tuple[ast.AST, ast.AST, str]]:
             a, b = node.args[0], node.args[1]
             if any(isinstance(x, ast.Starred) for x in (a, b)) or ast.dump(a) == ast.dump(b):
                 continue
-            new = copy.deepcopy(node)
-            new.args[0], new.args[1] = new.args[1], new.args[0]
+            new = copy.copy(node)
+            new.args = [b, a, *node.args[2:]]
             out.append((node, new, "swapped call arguments"))
     return out
 
@@ -190,18 +197,14 @@ def _char_col(line: str, byte_col: int) -> int:
     return len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="replace"))
 
 
-def _splice(source: str, node: ast.AST, text: str) -> str:
-    """Replace the exact source span of `node` with `text`."""
-    lines = source.splitlines(keepends=True)
-    first, last = node.lineno - 1, node.end_lineno - 1
-    start = _char_col(lines[first], node.col_offset)
-    end = _char_col(lines[last], node.end_col_offset)
-    return "".join(lines[:first]) + lines[first][:start] + text + lines[last][end:] + "".join(lines[last + 1 :])
+def source_lines(source: str) -> list[str]:
+    """Lines with their endings, split exactly where Python's tokenizer counts lines."""
+    return io.StringIO(source, newline="").readlines()
 
 
 class _Replace(ast.NodeTransformer):
-    def __init__(self, target: ast.AST, new: ast.AST) -> None:
-        self.key = _key(target)
+    def __init__(self, key: tuple, new: ast.AST) -> None:
+        self.key = key
         self.new = new
 
     def visit(self, node: ast.AST) -> ast.AST:
@@ -214,15 +217,37 @@ def _key(node: ast.AST) -> tuple:
     return (type(node), node.lineno, node.col_offset, node.end_lineno, node.end_col_offset)
 
 
-def apply_site(source: str, tree: ast.Module, node: ast.AST, new: ast.AST) -> str:
-    """Splice `new` in place of `node`; check the result parses to exactly the intended tree."""
-    expected = ast.dump(_Replace(node, new).visit(copy.deepcopy(tree)))
+def _parse_def(segment: str, indented: bool) -> ast.AST:
+    """Parse the source of one def on its own; an indented def is wrapped in `if True:`."""
+    tree = ast.parse("if True:\n" + segment if indented else segment)
+    return tree.body[0].body[0] if indented else tree.body[0]
+
+
+def _undecorated_dump(func: ast.AST) -> str:
+    func = copy.copy(func)
+    func.decorator_list = []
+    return ast.dump(func)
+
+
+def apply_site(lines: list[str], func: ast.AST, node: ast.AST, new: ast.AST) -> str:
+    """Splice `new` in place of `node` inside `func`; check the def parses to exactly the intended tree."""
+    indented = func.col_offset > 0
+    shift = func.lineno - (2 if indented else 1)  # line numbers of the def parsed on its own
+    original = _parse_def("".join(lines[func.lineno - 1 : func.end_lineno]), indented)
+    kind, lineno, col, end_lineno, end_col = _key(node)
+    expected = _undecorated_dump(
+        _Replace((kind, lineno - shift, col, end_lineno - shift, end_col), new).visit(original)
+    )
+    first, last = node.lineno - 1, node.end_lineno - 1
+    start = _char_col(lines[first], node.col_offset)
+    end = _char_col(lines[last], node.end_col_offset)
     text = "pass" if isinstance(new, ast.Pass) else ast.unparse(new)
     for candidate in (text, f"({text})"):
-        mutated = _splice(source, node, candidate)
+        mutated = [*lines[:first], lines[first][:start] + candidate + lines[last][end:], *lines[last + 1 :]]
+        segment = "".join(mutated[func.lineno - 1 : func.end_lineno - (last - first)])
         try:
-            if ast.dump(ast.parse(mutated)) == expected:
-                return mutated
+            if _undecorated_dump(_parse_def(segment, indented)) == expected:
+                return "".join(mutated)
         except SyntaxError:
             continue
     raise MutationError(f"cannot splice {text!r} at line {node.lineno} as valid code")
@@ -230,19 +255,27 @@ def apply_site(source: str, tree: ast.Module, node: ast.AST, new: ast.AST) -> st
 
 def count_sites(source: str, qualname: str, operator: str) -> int:
     """How many places `operator` can mutate in function `qualname`."""
-    return len(OPERATORS[operator](find_function(ast.parse(source), qualname)))
+    return len(OPERATORS[operator](find_function(_parsed(source)[0], qualname)))
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed(source: str) -> tuple[ast.Module, list[str]]:
+    """The module tree and lines of a source (cached; never modified by callers)."""
+    return ast.parse(source), source_lines(source)
 
 
 def mutate(source: str, qualname: str, operator: str, seed: int) -> Mutation | None:
-    """Inject one bug with `operator` into function `qualname` of a module; None when it has no site."""
+    """Inject one bug with `operator` into function `qualname` of a module; None when it has no site.
+
+    Raises MutationError when the change cannot be written back as valid code parsing to the intended tree.
+    """
     if operator not in OPERATORS:
         raise ValueError(f"unknown mutation operator {operator!r}; known: {sorted(OPERATORS)}")
-    tree = ast.parse(source)
-    sites = [s for s in OPERATORS[operator](find_function(tree, qualname)) if _positioned(s[0])]
+    tree, lines = _parsed(source)
+    func = find_function(tree, qualname)
+    sites = [s for s in OPERATORS[operator](func) if _positioned(s[0])]
     if not sites:
         return None
     node, new, description = sites[random.Random(seed).randrange(len(sites))]
-    mutated = apply_site(source, tree, node, new)
-    if ast.dump(ast.parse(mutated)) == ast.dump(tree):
-        return None
+    mutated = apply_site(lines, func, node, new)
     return Mutation(mutated, operator, node.lineno, f"{description} on line {node.lineno}")

@@ -61,3 +61,15 @@ def test_rerun_skips_finished_work(tiny_run):
     before = {p: p.stat().st_mtime_ns for p in results}
     sweep_flow(cfg)
     assert {p: p.stat().st_mtime_ns for p in results} == before
+
+
+def test_sweep_analysis_notebook_runs_on_the_demo(tiny_run, tmp_path):
+    from automixer.notebook import execute_notebook, figure_count
+
+    cfg, _ = tiny_run
+    nb = execute_notebook(
+        "notebooks/sweep_analysis.ipynb", {"work_dir": cfg.work_dir, "target": "bpb_mean"}, tmp_path / "out.ipynb"
+    )
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    assert figure_count(nb) == 3

@@ -18,22 +18,29 @@ _WS = re.compile(r"\s+")
 
 
 class SpacyWordTokenizer(SpaCyTokenizer):
-    """spaCy's blank (offline, rule-based) tokenizer, skipping the sentencizer when only words are needed."""
+    """spaCy's blank (offline, rule-based) English tokenizer, tuned for speed when only words are needed.
+
+    Unlike datatrove's default it skips the sentencizer and keeps the lexeme cache between documents
+    (about 2x faster; same tokens), rebuilding the pipeline when the cache grows past `max_lexemes`.
+    """
+
+    max_lexemes = 500_000
 
     def __init__(self, language: str = "en") -> None:
         super().__init__(language)
 
     def word_tokenize(self, text: str) -> list[str]:
         """Split a text into words exactly like datatrove's spaCy tokenizer does."""
+        if self._tokenizer is not None and len(self._tokenizer.vocab) > self.max_lexemes:
+            self._tokenizer = None
         nlp = self.tokenizer
-        with nlp.memory_zone():
-            try:
-                tokens = nlp.tokenizer(text)
-            except Exception:
-                if "IS_ALPHA" not in text:
-                    raise
-                tokens = nlp.tokenizer(text.replace("IS_ALPHA", ""))
-            return strip_strings([tok.text for tok in tokens])
+        try:
+            tokens = nlp.tokenizer(text)
+        except Exception:
+            if "IS_ALPHA" not in text:
+                raise
+            tokens = nlp.tokenizer(text.replace("IS_ALPHA", ""))
+        return strip_strings([tok.text for tok in tokens])
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_tokenizer": None}

@@ -11,6 +11,18 @@ from sklearn.utils.validation import check_array, check_is_fitted, check_X_y
 _EXP_CLIP = 50.0
 
 
+def _predict_input(est: BaseEstimator, X: np.ndarray, attr: str) -> np.ndarray:
+    """Validate X at predict time: fitted estimator, 2-D finite array, as many features as in fit."""
+    check_is_fitted(est, attr)
+    X = check_array(X)
+    if X.shape[1] != est.n_features_in_:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {type(est).__name__} is expecting {est.n_features_in_} "
+            "features as input (one weight per domain, in the order used for fit)"
+        )
+    return X
+
+
 class LinearPredictor(RegressorMixin, BaseEstimator):
     """Ridge regression on the weights, optionally with log(w + eps) features (diminishing returns)."""
 
@@ -37,8 +49,7 @@ class LinearPredictor(RegressorMixin, BaseEstimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted metric for each row of weights."""
-        check_is_fitted(self, "model_")
-        X = check_array(X)
+        X = _predict_input(self, X, "model_")
         return self.model_.predict(self._features(X))
 
 
@@ -52,7 +63,7 @@ class LogLinearPredictor(RegressorMixin, BaseEstimator):
     """
 
     def __init__(
-        self, l2: float = 1e-4, c_offsets: tuple[float, ...] = (0.02, 0.1, 0.5, 2.0), max_nfev: int = 300
+        self, l2: float = 1e-4, c_offsets: tuple[float, ...] = (0.02, 0.1, 0.5, 2.0), max_nfev: int = 100
     ) -> None:
         self.l2 = l2
         self.c_offsets = c_offsets
@@ -111,8 +122,7 @@ class LogLinearPredictor(RegressorMixin, BaseEstimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted metric for each row of weights."""
-        check_is_fitted(self, "t_")
-        X = check_array(X)
+        X = _predict_input(self, X, "t_")
         return self._eval(np.concatenate([[self.c_, self.b_], self.t_]), X, self.sign_)
 
 
@@ -124,7 +134,7 @@ class GPPredictor(RegressorMixin, BaseEstimator):
         nu: float = 2.5,
         length_scale: float = 0.5,
         noise_level: float = 1e-2,
-        n_restarts_optimizer: int = 2,
+        n_restarts_optimizer: int = 0,
         random_state: int = 0,
     ) -> None:
         self.nu = nu
@@ -157,5 +167,5 @@ class GPPredictor(RegressorMixin, BaseEstimator):
 
     def predict(self, X: np.ndarray, return_std: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Predicted metric for each row of weights (and the posterior std with `return_std`)."""
-        check_is_fitted(self, "model_")
-        return self.model_.predict(check_array(X), return_std=return_std)
+        X = _predict_input(self, X, "model_")
+        return self.model_.predict(X, return_std=return_std)

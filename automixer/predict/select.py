@@ -17,6 +17,19 @@ PREDICTORS: dict[str, type[BaseEstimator]] = {
 """Predictor name (as in `propose.predictor`) -> estimator class."""
 
 
+def oof_predict(estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Out-of-fold predictions: each run predicted by a clone fitted without it (shuffled K-fold)."""
+    from sklearn.model_selection import KFold
+
+    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
+    if folds < 2 or len(y) < max(folds, 3):
+        raise ValueError(f"cross-validation with {folds} folds needs at least {max(folds, 3)} runs, got {len(y)}")
+    oof = np.empty_like(y)
+    for train, test in KFold(n_splits=folds, shuffle=True, random_state=seed).split(X):
+        oof[test] = clone(estimator).fit(X[train], y[train]).predict(X[test])
+    return oof
+
+
 def cv_spearman(estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> float:
     """Spearman correlation of pooled out-of-fold predictions with the truth (shuffled K-fold).
 
@@ -26,17 +39,11 @@ def cv_spearman(estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, folds: i
     by a model that never saw it. Returns NaN when the predictions are constant (ranking undefined).
     """
     from scipy.stats import spearmanr
-    from sklearn.model_selection import KFold
 
-    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
-    if folds < 2 or len(y) < max(folds, 3):
-        raise ValueError(f"cross-validation with {folds} folds needs at least {max(folds, 3)} runs, got {len(y)}")
-    oof = np.empty_like(y)
-    for train, test in KFold(n_splits=folds, shuffle=True, random_state=seed).split(X):
-        oof[test] = clone(estimator).fit(X[train], y[train]).predict(X[test])
+    oof = oof_predict(estimator, X, y, folds, seed)
     if np.ptp(oof) == 0 or not np.all(np.isfinite(oof)):
         return math.nan
-    return float(spearmanr(oof, y).statistic)
+    return float(spearmanr(oof, np.asarray(y, dtype=float)).statistic)
 
 
 def select_predictor(

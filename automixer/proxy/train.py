@@ -18,7 +18,7 @@ from automixer.proxy.data import load_arrays, load_meta
 from automixer.proxy.model import ProxyLM, count_params
 
 IGNORE = -100
-EVAL_BATCH = 64
+EVAL_BATCH = 16
 WARMUP_FRACTION = 0.05
 MIN_LR_FRACTION = 0.1
 

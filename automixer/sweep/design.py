@@ -10,7 +10,7 @@ import numpy as np
 
 from automixer.io import write_text_atomic
 
-MAX_TRIES_PER_RUN = 2000
+MAX_REJECTS_IN_A_ROW = 5000
 
 
 def _base_distribution(natural: dict[str, float], floor: float) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -58,32 +58,30 @@ def sample_mixtures(
     domains, p, base = _base_distribution(natural, floor)
     k = len(domains)
     if min_weight < 0 or k * min_weight >= 1:
-        raise ValueError(
-            f"min_weight={min_weight} is infeasible for {k} domains (need 0 <= min_weight < 1/{k})"
-        )
+        raise ValueError(f"min_weight={min_weight} is infeasible for {k} domains (need 0 <= min_weight < 1/{k})")
     free = 1.0 - k * min_weight
     rng = np.random.default_rng(seed)
-    accepted = [min_weight + free * p]
-    tries = 0
-    while len(accepted) < n:
-        tries += 1
-        if tries > MAX_TRIES_PER_RUN * n:
+    accepted = np.empty((n, k))
+    accepted[0] = min_weight + free * p
+    count, rejects = 1, 0
+    while count < n:
+        if rejects > MAX_REJECTS_IN_A_ROW:
             raise ValueError(
-                f"could only sample {len(accepted)} of {n} distinct mixtures (min_distance={min_distance}); "
+                f"could only sample {count} of {n} distinct mixtures (min_distance={min_distance}); "
                 "lower n or min_distance, or raise the spread"
             )
         c = concentration * math.exp(rng.uniform(-math.log(spread), math.log(spread)))
         w = rng.dirichlet(np.maximum(c * k * base, 1e-3))
         if not np.all(np.isfinite(w)) or abs(w.sum() - 1.0) > 1e-6:
+            rejects += 1
             continue
         w = min_weight + free * (w / w.sum())
-        if min(np.abs(a - w).sum() for a in accepted) < min_distance:
+        if np.abs(accepted[:count] - w).sum(axis=1).min() < min_distance:
+            rejects += 1
             continue
-        accepted.append(w)
-    return [
-        {"run_id": _run_id(i, n), "weights": _as_weights(domains, w, min_weight)}
-        for i, w in enumerate(accepted)
-    ]
+        accepted[count] = w
+        count, rejects = count + 1, 0
+    return [{"run_id": _run_id(i, n), "weights": _as_weights(domains, w, min_weight)} for i, w in enumerate(accepted)]
 
 
 def _as_weights(domains: list[str], w: np.ndarray, min_weight: float) -> dict[str, float]:
@@ -125,6 +123,4 @@ def _check_design(design: object, where: str) -> None:
         seen.add(run["run_id"])
         total = sum(run["weights"].values())
         if abs(total - 1.0) > 1e-6 or min(run["weights"].values()) < 0:
-            raise ValueError(
-                f"{where}: weights of {run['run_id']} must be >= 0 and sum to 1, got sum {total}"
-            )
+            raise ValueError(f"{where}: weights of {run['run_id']} must be >= 0 and sum to 1, got sum {total}")

@@ -45,9 +45,7 @@ class RunsTable:
     def y(self, target: str) -> np.ndarray:
         """The values of a metric column as a float array."""
         if target not in self.df.columns:
-            raise ValueError(
-                f"target column {target!r} not in the runs table; metric columns: {self.metric_columns}"
-            )
+            raise ValueError(f"target column {target!r} not in the runs table; metric columns: {self.metric_columns}")
         return self.df[target].to_numpy(dtype=float)
 
     @property
@@ -98,9 +96,7 @@ def load_runs_table(path: str | Path, target: str, weight_prefix: str = "weight_
     df = df.loc[~missing].reset_index(drop=True)
     n_renorm = _normalise_weights(df, wcols, path)
     domains = [str(c)[len(weight_prefix) :] for c in wcols]
-    return RunsTable(
-        df, domains, weight_prefix, n_skipped_missing=int(missing.sum()), n_renormalised=n_renorm
-    )
+    return RunsTable(df, domains, weight_prefix, n_skipped_missing=int(missing.sum()), n_renormalised=n_renorm)
 
 
 def _normalise_weights(df: pd.DataFrame, wcols: list[str], path: Path) -> int:

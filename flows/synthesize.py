@@ -1,0 +1,49 @@
+"""Prefect flow: build verified bug-fix tasks and render them into the `synthetic` domain's shards."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+
+from automixer.config import PipelineConfig
+
+
+@task(name="generate-tasks")
+def generate_tasks_task(config: PipelineConfig) -> dict:
+    """Mutate doctested functions, keep the mutants their tests catch; return the generation report."""
+    from synth import generate_tasks
+
+    logger = get_run_logger()
+
+    def progress(kept: int, total: int) -> None:
+        if kept % 25 == 0 or kept == total:
+            logger.info("verified tasks: %d / %d", kept, total)
+
+    report = generate_tasks(config.synth, config.path("tasks"), progress=progress)
+    logger.info(
+        "kept %d of %d candidates (%s); rejected: %s",
+        report["kept"], report["candidates_tried"], "cached" if report.get("skipped") else "new", report["rejected"],
+    )  # fmt: skip
+    return report
+
+
+@task(name="render-shards")
+def render_shards_task(config: PipelineConfig) -> list[str]:
+    """Render every task as training text into `shards/synthetic/`; return the shard paths."""
+    from synth.render import write_synthetic_shards
+
+    paths = write_synthetic_shards(
+        config.path("tasks", "tasks.parquet"), config.path("shards"), config.curation.shard_docs
+    )
+    get_run_logger().info("wrote %d synthetic shard(s)", len(paths))
+    return [str(p) for p in paths]
+
+
+@flow(name="synthesize")
+def synthesize_flow(config: PipelineConfig) -> dict:
+    """Generate and verify synthetic tasks, then write the `synthetic` shards; return report and shard paths."""
+    if not config.synth.enabled:
+        get_run_logger().info("synth.enabled is false: nothing to do")
+        return {"report": None, "shards": []}
+    report = generate_tasks_task(config)
+    shards = render_shards_task(config)
+    return {"report": report, "shards": shards}

@@ -29,6 +29,14 @@ FoldsOpt = Annotated[int, typer.Option("--folds", help="Folds for cross-validate
 _USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError, RuntimeError, KeyError)
 
 
+@app.callback()
+def _setup() -> None:
+    """Print library warnings as one plain line on stderr."""
+    import warnings
+
+    warnings.formatwarning = lambda msg, cat, *_a, **_k: f"warning: {msg}\n"
+
+
 def _fail(msg: str, code: int = 2) -> None:
     typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
@@ -71,10 +79,8 @@ def _print_mixture(spec: dict, path: str) -> None:
         table.add_row(dom, f"{w:.4f}")
     console = Console()
     console.print(table)
-    console.print(
-        f"predicted {spec['target']} = {spec.get('predicted_target')}, predictor {prov.get('predictor')}, "
-        f"CV Spearman {prov.get('cv_spearman')}"
-    )
+    pred, cv = spec.get("predicted_target"), prov.get("cv_spearman")
+    console.print(f"predicted {spec['target']} = {pred:.4f}, predictor {prov.get('predictor')}, CV Spearman {cv:.3f}")
     console.print(f"written to {path}")
 
 
@@ -193,7 +199,7 @@ def propose(
     """Fit on a sweep (or runs table) and write the best mixture under constraints."""
     if config is None and runs is None:
         _fail("give --config (use its sweep) or --runs (a runs table from anywhere)")
-    from automixer.config import ConstraintsConfig, ProposeConfig
+    from automixer.config import ConstraintsConfig, ProposeConfig, validated
 
     cfg = _load(config) if config else None
     base = cfg.propose if cfg else ProposeConfig()
@@ -203,7 +209,7 @@ def propose(
             "max_weight": {**base.constraints.max_weight, **_parse_bounds(max_w, "--max")},
         }
     )
-    p = _run(lambda: ConstraintsConfig.model_validate(constraints.model_dump()))
+    p = _run(lambda: validated(ConstraintsConfig, constraints.model_dump(), "--min/--max"))
     from automixer.fitting import propose_mixture
     from automixer.sweep.table import load_runs_table
 

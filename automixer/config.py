@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Domain = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", description="A domain name, e.g. code, math, web.")]
+
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class ConfigError(ValueError):
@@ -261,12 +264,17 @@ def load_config(path: str | Path, overrides: dict | None = None) -> PipelineConf
     return config_from_dict({**raw, **(overrides or {})}, where=str(path))
 
 
-def config_from_dict(raw: dict, where: str = "config") -> PipelineConfig:
-    """Validate a config given as a dict, raising ConfigError with field names on failure."""
+def validated(model: type[_M], raw: dict, where: str = "config") -> _M:
+    """Validate a dict into a config model, raising ConfigError with field names on failure."""
     try:
-        return PipelineConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, where)) from None
+
+
+def config_from_dict(raw: dict, where: str = "config") -> PipelineConfig:
+    """Validate a pipeline config given as a dict, raising ConfigError with field names on failure."""
+    return validated(PipelineConfig, raw, where)
 
 
 def dump_config(cfg: PipelineConfig, path: str | Path) -> None:

@@ -83,9 +83,31 @@ def _limiter(cpu_s: int, memory_mb: int, max_file_mb: int, nproc: int, max_files
     return apply
 
 
-def _kill_group(pgid: int) -> None:
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+def _group_running(pgid: int) -> bool:
+    """True if a live (not zombie) process of group `pgid` remains; False where /proc is unavailable."""
+    if not os.path.isdir("/proc"):
+        return False
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+                return True
+    return False
+
+
+def _kill_group(pgid: int, grace_s: float = 2.0) -> None:
+    """SIGKILL every process of the group and wait until none is running (bounded by `grace_s`)."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        if not _group_running(pgid) or time.monotonic() > deadline:
+            return
+        time.sleep(0.005)
 
 
 def _signal_name(signum: int) -> str:
@@ -150,8 +172,10 @@ def run_sandboxed(
             except subprocess.TimeoutExpired:
                 timed_out = True
             finally:
-                _kill_group(proc.pid)  # also reaps grandchildren left behind by a normal exit
+                with suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # also ends grandchildren a normal exit left behind
                 proc.wait()
+                _kill_group(proc.pid)
             wall = time.monotonic() - start
         rc = proc.returncode
         killed_by = "wall_timeout" if timed_out else (_signal_name(-rc) if rc < 0 else None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import textwrap
 from pathlib import Path
@@ -85,9 +84,10 @@ def test_runs_in_its_own_temp_dir_which_is_removed() -> None:
 
 def test_resource_limits_are_applied(tmp_path: Path) -> None:
     code = """
-        import json, resource as r
+        import json, os, resource as r
         names = ["RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_NPROC"]
-        print(json.dumps({n: r.getrlimit(getattr(r, n))[0] for n in names}))
+        out = {n: r.getrlimit(getattr(r, n))[0] for n in names}
+        print(json.dumps({**out, "session_leader": os.getsid(0) == os.getpid()}))
     """
     res = run_sandboxed(_py(code), tmp_path, cpu_s=7, memory_mb=300, max_file_mb=3, max_files=50, max_procs=9)
     got = json.loads(res.stdout)
@@ -96,4 +96,4 @@ def test_resource_limits_are_applied(tmp_path: Path) -> None:
     assert got["RLIMIT_FSIZE"] == 3 << 20
     assert got["RLIMIT_NOFILE"] == 50
     assert got["RLIMIT_NPROC"] >= 9
-    assert os.getpgid(0) != 0  # the parent keeps its own group; the child ran in a new session
+    assert got["session_leader"], "the child did not run in its own session / process group"

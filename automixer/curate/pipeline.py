@@ -30,14 +30,51 @@ def minhash_bands(threshold: float, max_hashes: int = 112) -> tuple[int, int]:
     return best[1], best[2]
 
 
-def _gopher_steps(cur: CurationConfig) -> list[tuple[str, Any]]:
-    from automixer.curate.steps import DomainGopherQuality, DomainGopherRepetition
+def _filter_stage(specs: list[dict], cur: CurationConfig, data: Path, drops: dict) -> Stage:
+    from datatrove.pipeline.writers import JsonlWriter
 
-    steps: list[tuple[str, Any]] = []
-    if cur.filter_domains and cur.gopher_quality:
-        steps.append(("gopher_quality", DomainGopherQuality(cur.filter_domains)))
-    if cur.filter_domains and cur.gopher_repetition:
-        steps.append(("gopher_repetition", DomainGopherRepetition(cur.filter_domains)))
+    from automixer.curate.steps import DomainGopherQuality, DomainGopherRepetition, MinCharsFilter, SourcesReader
+
+    steps: list = [SourcesReader(specs), MinCharsFilter(cur.min_chars)]
+    drops["min_chars"] = ("filter", 1, None)
+    for name, enabled, cls in (
+        ("gopher_quality", cur.gopher_quality, DomainGopherQuality),
+        ("gopher_repetition", cur.gopher_repetition, DomainGopherRepetition),
+    ):
+        if enabled and cur.filter_domains:
+            drops[name] = ("filter", len(steps), None)
+            steps.append(cls(cur.filter_domains))
+    steps.append(JsonlWriter(str(data / "filtered"), "${rank}.jsonl", compression=None))
+    return ("filter", steps, cur.workers, True)
+
+
+def _dedup_configs(cur: CurationConfig) -> tuple[Any, Any]:
+    from datatrove.pipeline.dedup import MinhashConfig
+    from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig
+    from datatrove.utils.hashing import HashConfig
+
+    from automixer.curate.steps import exact_content
+
+    b, r = minhash_bands(cur.minhash_threshold)
+    exact = ExactDedupConfig(content_getter=exact_content, hash_config=HashConfig(precision=64))
+    near = MinhashConfig(
+        n_grams=cur.minhash_ngram, num_buckets=b, hashes_per_bucket=r, hash_config=HashConfig(precision=64)
+    )
+    return exact, near
+
+
+def _filtered_docs(cur: CurationConfig, data: Path, upto: str, ex_cfg: Any) -> list:
+    """Steps replaying this task's filtered documents through the dedup filters decided before `upto`."""
+    from datatrove.pipeline.dedup.exact_dedup import ExactDedupFilter
+    from datatrove.pipeline.dedup.minhash import MinhashDedupFilter
+
+    from automixer.curate.steps import RankFileReader
+
+    steps: list = [RankFileReader(str(data / "filtered"))]
+    if cur.exact_dedup and upto in ("minhash", "final"):
+        steps.append(ExactDedupFilter(str(data / "exact_dups"), ex_cfg))
+    if cur.minhash_dedup and upto == "final":
+        steps.append(MinhashDedupFilter(str(data / "minhash_remove")))
     return steps
 
 
@@ -46,63 +83,30 @@ def build_stages(specs: list[dict], cur: CurationConfig, run_dir: Path) -> tuple
 
     The second value maps a drop name to (stage, step index, fixed reason or None for per-reason stats).
     """
-    from datatrove.pipeline.dedup import MinhashConfig, MinhashDedupSignature
-    from datatrove.pipeline.dedup.exact_dedup import (
-        ExactDedupConfig,
-        ExactDedupFilter,
-        ExactDedupSignature,
-        ExactFindDedups,
-    )
-    from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter
+    from datatrove.pipeline.dedup import MinhashDedupSignature
+    from datatrove.pipeline.dedup.exact_dedup import ExactDedupSignature, ExactFindDedups
+    from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets, MinhashDedupCluster
     from datatrove.pipeline.writers import JsonlWriter
-    from datatrove.utils.hashing import HashConfig
 
-    from automixer.curate.steps import (
-        DomainCounter,
-        MinCharsFilter,
-        RankFileReader,
-        SourcesReader,
-        SplitWordTokenizer,
-        exact_content,
-    )
+    from automixer.curate.steps import DomainCounter, SplitWordTokenizer
 
-    data = run_dir / "data"
-    world = cur.workers
-    drops: dict[str, tuple[str, int, str | None]] = {"min_chars": ("filter", 1, None)}
-    first = [SourcesReader(specs), MinCharsFilter(cur.min_chars)]
-    for name, step in _gopher_steps(cur):
-        drops[name] = ("filter", len(first), None)
-        first.append(step)
-    first.append(JsonlWriter(str(data / "filtered"), "${rank}.jsonl", compression=None))
-    stages: list[Stage] = [("filter", first, world, True)]
-
-    ex_cfg = ExactDedupConfig(content_getter=exact_content, hash_config=HashConfig(precision=64))
-    b, r = minhash_bands(cur.minhash_threshold)
-    mh_cfg = MinhashConfig(
-        n_grams=cur.minhash_ngram, num_buckets=b, hashes_per_bucket=r, hash_config=HashConfig(precision=64)
-    )
-
-    def dedup_prefix(upto: str) -> list:
-        steps: list = [RankFileReader(str(data / "filtered"))]
-        if cur.exact_dedup and upto in ("minhash", "final"):
-            steps.append(ExactDedupFilter(str(data / "exact_dups"), ex_cfg))
-        if cur.minhash_dedup and upto == "final":
-            steps.append(MinhashDedupFilter(str(data / "minhash_remove")))
-        return steps
-
+    data, world = run_dir / "data", cur.workers
+    drops: dict[str, tuple[str, int, str | None]] = {}
+    stages: list[Stage] = [_filter_stage(specs, cur, data, drops)]
+    ex_cfg, mh_cfg = _dedup_configs(cur)
     if cur.exact_dedup:
         ex_sig = ExactDedupSignature(str(data / "exact_sigs"), ex_cfg)
-        stages.append(("exact_sigs", [*dedup_prefix("exact"), ex_sig], world, False))
+        stages.append(("exact_sigs", [*_filtered_docs(cur, data, "exact", ex_cfg), ex_sig], world, False))
         ex_find = ExactFindDedups(str(data / "exact_sigs"), str(data / "exact_dups"), ex_cfg)
         stages.append(("exact_find", [ex_find], 1, False))
     if cur.minhash_dedup:
         sig = MinhashDedupSignature(str(data / "minhash_sigs"), mh_cfg, language=SplitWordTokenizer())
-        stages.append(("minhash_sigs", [*dedup_prefix("minhash"), sig], world, True))
+        stages.append(("minhash_sigs", [*_filtered_docs(cur, data, "minhash", ex_cfg), sig], world, True))
         buckets = MinhashDedupBuckets(str(data / "minhash_sigs"), str(data / "minhash_buckets"), config=mh_cfg)
-        stages.append(("minhash_buckets", [buckets], b, False))
+        stages.append(("minhash_buckets", [buckets], mh_cfg.num_buckets, False))
         cluster = MinhashDedupCluster(str(data / "minhash_buckets"), str(data / "minhash_remove"), config=mh_cfg)
         stages.append(("minhash_cluster", [cluster], 1, False))
-    final = dedup_prefix("final")
+    final = _filtered_docs(cur, data, "final", ex_cfg)
     if cur.exact_dedup:
         drops["exact_dedup"] = ("final", 1, "exact_duplicate")
     if cur.minhash_dedup:

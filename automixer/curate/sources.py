@@ -9,6 +9,12 @@ from pathlib import Path
 from automixer.config import PipelineConfig, SourceConfig
 
 SYNTHETIC = "synthetic"
+
+
+class SourceError(ValueError):
+    """A source that cannot be read as configured; the message names the source and what to fix."""
+
+
 _DEFAULT_NAMES = {"jsonl": re.compile(r"\.jsonl(\.gz|\.zst)?$"), "parquet": re.compile(r"\.parquet$")}
 
 
@@ -52,7 +58,7 @@ def _hf_location(src: SourceConfig) -> tuple[str, bool]:
         split_dir = path / src.split
         if not split_dir.is_dir():
             splits = sorted(p.name for p in path.iterdir() if p.is_dir())
-            raise ValueError(f"source {src.name!r}: split {src.split!r} not in {src.path!r}; available: {splits}")
+            raise SourceError(f"source {src.name!r}: split {src.split!r} not in {src.path!r}; available: {splits}")
         return str(split_dir.resolve()), True
     if (path / "state.json").is_file():
         return str(path.resolve()), True
@@ -98,16 +104,17 @@ def check_source(spec: dict) -> None:
     """Read the first document of a source, raising a clear error on a missing text/id field or no text."""
     from automixer.curate.steps import SourcesReader
 
+    where = repr(str(Path(spec["base"], spec["files"][0]))) if spec["files"] else repr(spec["base"])
     try:
         first = next(iter(SourcesReader([spec])._documents(0, spec)), None)
-    except (ValueError, FileNotFoundError):
-        raise
-    except Exception as exc:  # datasets / pyarrow errors: name the source
-        raise ValueError(f"source {spec['name']!r}: cannot read {spec['base']!r} as {spec['format']}: {exc}") from exc
+    except SourceError:
+        raise  # already names the source and the field
+    except Exception as exc:  # datasets / pyarrow / decoding errors: say which source failed
+        raise SourceError(f"source {spec['name']!r}: cannot read {where} as {spec['format']}: {exc}") from exc
     if first is None:
-        raise ValueError(
+        raise SourceError(
             f"source {spec['name']!r}: no document with a non-empty {spec['text_field']!r} field "
-            f"in {spec['base']!r} (check `format` and `text_field`)"
+            f"in {where} (check `format` and `text_field`)"
         )
 
 
@@ -116,7 +123,7 @@ def resolve_sources(cfg: PipelineConfig, check: bool = True) -> list[dict]:
     specs = []
     for src in cfg.sources:
         if src.domain == SYNTHETIC:
-            raise ValueError(
+            raise SourceError(
                 f"source {src.name!r}: domain {SYNTHETIC!r} is produced by synth, not curation; use another domain"
             )
         spec = resolve_source(src)

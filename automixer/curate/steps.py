@@ -12,6 +12,7 @@ from datatrove.pipeline.filters.gopher_quality_filter import GopherQualityFilter
 from datatrove.pipeline.filters.gopher_repetition_filter import GopherRepetitionFilter
 from datatrove.utils.word_tokenizers import SpaCyTokenizer, WordTokenizer, strip_strings
 
+from automixer.curate.sources import SourceError
 from automixer.io import stable_hash
 
 _WS = re.compile(r"\s+")
@@ -85,17 +86,17 @@ def source_adapter(self: Any, data: dict, path: str, id_in_file: Any) -> dict:
     meta = self.default_metadata
     name = meta["source"]
     if self.text_key not in data:
-        raise ValueError(
+        raise SourceError(
             f"source {name!r}: record {id_in_file} of {path} has no text field {self.text_key!r}; "
             f"fields present: {sorted(data)}. Set `text_field` in the source config."
         )
     text = data[self.text_key]
     if text is not None and not isinstance(text, str):
-        raise ValueError(f"source {name!r}: field {self.text_key!r} of record {id_in_file} in {path} is not text")
+        raise SourceError(f"source {name!r}: field {self.text_key!r} of record {id_in_file} in {path} is not text")
     pos = _position(id_in_file)
     if self.id_key:
         if data.get(self.id_key) is None:
-            raise ValueError(
+            raise SourceError(
                 f"source {name!r}: record {id_in_file} of {path} has no id field {self.id_key!r}; "
                 f"fields present: {sorted(data)}. Fix or drop `id_field` in the source config."
             )

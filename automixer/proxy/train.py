@@ -218,6 +218,7 @@ def train_proxy(
     result["tokens_seen"] = seen
     result["epochs"] = {d: seen[d] / meta["domains"][d]["train_tokens"] for d in domains}
     result["wall_s"] = time.perf_counter() - t0
+    result["train_s"] = train_s
     result["tokens_per_s"] = sum(seen.values()) / train_s if train_s > 0 else 0.0
     write_json_atomic(result_path, result)
     return result

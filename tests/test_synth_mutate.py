@@ -1,0 +1,85 @@
+"""Every AST mutation operator yields a distinct, valid, local change of one function."""
+
+from __future__ import annotations
+
+import ast
+import difflib
+
+import pytest
+
+from synth.mutate import OPERATORS, count_sites, find_function, mutate
+
+SAMPLE = '''\
+"""A module with a doctested function."""
+
+LIMIT = 10  # a module constant the mutations must not touch
+
+
+def clipped_sum(xs, limit=LIMIT):
+    """Sum the positive values below `limit`, then cap at 100.
+
+    >>> clipped_sum([1, 2, 30, -4], limit=5)
+    3
+    """
+    label = "é" + str(limit < 3)  # non-ASCII before a site on the same line
+    total = 0
+    for x in xs:
+        if x < limit and x != 0:
+            total += x * 1
+        else:
+            continue
+    return min(max(total, 0), 100)
+
+
+class Box:
+    def grow(self, n: int | None = None) -> int:
+        """Grow.
+
+        >>> Box().grow(2)
+        3
+        """
+        return n + 1 if n is not None else 0
+'''
+
+
+def _changed_lines(before: str, after: str) -> list[int]:
+    matcher = difflib.SequenceMatcher(None, before.splitlines(), after.splitlines())
+    return [i + 1 for tag, i1, i2, _, _ in matcher.get_opcodes() if tag != "equal" for i in range(i1, max(i2, i1 + 1))]
+
+
+@pytest.mark.parametrize("operator", sorted(OPERATORS))
+def test_each_operator_makes_a_valid_different_function(operator: str) -> None:
+    m = mutate(SAMPLE, "clipped_sum", operator, seed=0)
+    assert m is not None, f"{operator} found no site in the sample"
+    before, after = ast.parse(SAMPLE), ast.parse(m.source)
+    assert ast.dump(find_function(after, "clipped_sum")) != ast.dump(find_function(before, "clipped_sum"))
+    assert ast.dump(find_function(after, "Box.grow")) == ast.dump(find_function(before, "Box.grow"))
+    func = find_function(before, "clipped_sum")
+    assert all(func.lineno <= line <= func.end_lineno for line in _changed_lines(SAMPLE, m.source))
+    assert "# a module constant the mutations must not touch" in m.source  # comments survive
+
+
+def test_operators_give_distinct_mutants() -> None:
+    sources = {op: mutate(SAMPLE, "clipped_sum", op, seed=0).source for op in OPERATORS}
+    assert len(set(sources.values())) == len(OPERATORS)
+
+
+def test_mutation_is_deterministic_for_a_seed_and_varies_across_seeds() -> None:
+    assert mutate(SAMPLE, "clipped_sum", "remove_statement", 7) == mutate(SAMPLE, "clipped_sum", "remove_statement", 7)
+    assert count_sites(SAMPLE, "clipped_sum", "remove_statement") >= 3
+    variants = {mutate(SAMPLE, "clipped_sum", "remove_statement", s).source for s in range(20)}
+    assert len(variants) >= 3
+
+
+def test_methods_and_annotations() -> None:
+    m = mutate(SAMPLE, "Box.grow", "arith_swap", seed=0)
+    assert m is not None and "return n - 1 if n is not None else 0" in m.source
+    assert "n: int | None = None" in m.source  # annotations are never mutated
+    assert mutate(SAMPLE, "Box.grow", "bool_swap", seed=0) is None  # no site
+
+
+def test_unknown_operator_and_function_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="unknown mutation operator"):
+        mutate(SAMPLE, "clipped_sum", "nope", 0)
+    with pytest.raises(KeyError, match="no function"):
+        mutate(SAMPLE, "missing", "arith_swap", 0)

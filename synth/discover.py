@@ -34,6 +34,8 @@ STDLIB_SKIP_MODULES = frozenset(
 """Standard-library modules skipped: their doctests need the network, a GUI, the file system or a terminal."""
 
 MAX_FILE_BYTES = 400_000
+RESERVED_MODULE = "run_doctests"
+"""The workspace's runner script; a module of that name would collide with it."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ def _any_examples(tree: ast.Module) -> bool:
 def load_source(rel: str, path: Path) -> SourceFile | None:
     """A SourceFile for `path`, or None if it cannot be a standalone workspace or has no doctest functions."""
     module = path.parent.name if path.name == "__init__.py" else path.stem
-    if not module.isidentifier() or path.stat().st_size > MAX_FILE_BYTES:
+    if not module.isidentifier() or module == RESERVED_MODULE or path.stat().st_size > MAX_FILE_BYTES:
         return None
     try:
         text = path.read_text(encoding="utf-8")

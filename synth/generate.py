@@ -97,11 +97,6 @@ class Baselines:
         self._locks: dict[str, threading.Lock] = {}
         self._done: dict[str, list[str]] = {}
 
-    @property
-    def count(self) -> int:
-        """Modules whose baseline has been computed."""
-        return len(self._done)
-
     def get(self, sf: SourceFile) -> list[str]:
         """Sorted ids of the module's doctests that pass, stably, under the exact task command."""
         with self._guard:
@@ -219,7 +214,6 @@ def generate_tasks(cfg: SynthConfig, out_dir: Path, progress: Callable[[int, int
         "files_with_doctests": len(files),
         "functions_with_doctests": sum(len(sf.functions) for sf in files),
         "functions_exercised_by_doctests": sum(len(sf.covered) for sf in files),
-        "modules_verified": baselines.count,
         "candidates_tried": tally.tried,
         "kept": len(tasks),
         "yield": round(len(tasks) / tally.tried, 4) if tally.tried else 0.0,

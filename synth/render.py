@@ -47,7 +47,13 @@ def write_synthetic_shards(tasks_path: Path, shards_dir: Path, shard_docs: int) 
     from automixer.shards import write_shards
 
     out_dir = Path(shards_dir) / DOMAIN
-    docs = [{"id": f"synth-{t.task_id}", "text": render_task(t), "source": SOURCE} for t in read_tasks(tasks_path)]
+    tasks = read_tasks(tasks_path)
+    if not tasks:
+        raise ValueError(
+            f"{tasks_path} holds no verified tasks (see report.json beside it): point synth.sources at "
+            "Python files with doctests, or remove `synthetic` from domains"
+        )
+    docs = [{"id": f"synth-{t.task_id}", "text": render_task(t), "source": SOURCE} for t in tasks]
     paths = write_shards(docs, out_dir, DOMAIN, SHARD_PREFIX, shard_docs)
     keep = {p.resolve() for p in paths}
     for stale in sorted(out_dir.glob("*.parquet")):

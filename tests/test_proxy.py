@@ -29,9 +29,7 @@ def prepared(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     from test_tokenizer import write_tiny_shards
 
     work = tmp_path_factory.mktemp("proxy")
-    cfg = PipelineConfig(
-        work_dir=str(work), domains=DOMAINS, tokenizer=TokenizerConfig(vocab_size=300), proxy=TINY
-    )
+    cfg = PipelineConfig(work_dir=str(work), domains=DOMAINS, tokenizer=TokenizerConfig(vocab_size=300), proxy=TINY)
     docs = write_tiny_shards(shared_data, cfg.path("shards"))
     tok_path = train_tokenizer(
         cfg.tokenizer, cfg.path("shards"), DOMAINS, cfg.path("tokenizer", "tokenizer.json"), TINY.val_fraction

@@ -71,6 +71,13 @@ def test_mutation_is_deterministic_for_a_seed_and_varies_across_seeds() -> None:
     assert len(variants) >= 3
 
 
+def test_splices_after_non_ascii_text_on_the_same_line() -> None:
+    variants = {mutate(SAMPLE, "clipped_sum", "compare_flip", s).source for s in range(30)}
+    hit = [v for v in variants if 'label = "é" + str(limit >= 3)  # non-ASCII' in v]
+    assert len(hit) == 1
+    assert ast.parse(hit[0])
+
+
 def test_methods_and_annotations() -> None:
     m = mutate(SAMPLE, "Box.grow", "arith_swap", seed=0)
     assert m is not None and "return n - 1 if n is not None else 0" in m.source

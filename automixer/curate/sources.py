@@ -106,7 +106,7 @@ def check_source(spec: dict) -> None:
 
     where = repr(str(Path(spec["base"], spec["files"][0]))) if spec["files"] else repr(spec["base"])
     try:
-        first = next(iter(SourcesReader([spec])._documents(0, spec)), None)
+        first = next(iter(SourcesReader([spec]).documents(0, spec)), None)
     except SourceError:
         raise  # already names the source and the field
     except Exception as exc:  # datasets / pyarrow / decoding errors: say which source failed

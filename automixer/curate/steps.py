@@ -94,6 +94,7 @@ def source_adapter(self: Any, data: dict, path: str, id_in_file: Any) -> dict:
     if text is not None and not isinstance(text, str):
         raise SourceError(f"source {name!r}: field {self.text_key!r} of record {id_in_file} in {path} is not text")
     pos = _position(id_in_file)
+    path = "" if path == getattr(self, "dataset", None) else path  # hf: ids must not depend on where it lives
     if self.id_key:
         if data.get(self.id_key) is None:
             raise SourceError(
@@ -131,19 +132,22 @@ class SourcesReader(PipelineStep):
             return ParquetReader(src["base"], **common)
         return HuggingFaceDatasetReader(
             src["base"],
-            dataset_options={"split": src["split"]},
+            dataset_options=None if src["load_from_disk"] else {"split": src["split"]},
             limit=src["limit"],
             load_from_disk=src["load_from_disk"],
             **common,
         )
 
-    def _documents(self, idx: int, src: dict) -> DocumentsPipeline:
+    def documents(self, idx: int, src: dict) -> DocumentsPipeline:
+        """All documents of one source (the `idx`-th), up to its limit, in file and position order."""
         reader = self._reader(idx, src)
         if src["format"] == "hf":
             yield from reader.run(None, 0, 1)
             return
         n = 0
         for rel in src["files"]:
+            if src["limit"] != -1 and n >= src["limit"]:
+                return
             for doc in reader.read_file(rel):
                 if src["limit"] != -1 and n >= src["limit"]:
                     return
@@ -154,7 +158,7 @@ class SourcesReader(PipelineStep):
         """Yield this task's share of all source documents, tagged with source, domain and order."""
         seen = 0
         for idx, src in enumerate(self.sources):
-            for doc in self._documents(idx, src):
+            for doc in self.documents(idx, src):
                 seen += 1
                 if (seen - 1) % world_size != rank:
                     continue

@@ -30,7 +30,7 @@ PRESETS: dict[str, dict] = {
     "full": {
         "limits": {"code": -1, "web": -1, "math": 3000},
         "synth": {"max_tasks": 200, "workers": 2},
-        "tokenizer": {"vocab_size": 2048, "sample_bytes": 4_000_000},
+        "tokenizer": {"vocab_size": 1024, "sample_bytes": 4_000_000},
         "proxy": {
             "d_model": 64,
             "n_layers": 2,
@@ -45,7 +45,16 @@ PRESETS: dict[str, dict] = {
         "limits": {"code": 120, "web": 60, "math": 150},
         "synth": {"max_tasks": 6, "workers": 2},
         "tokenizer": {"vocab_size": 320, "sample_bytes": 300_000},
-        "proxy": {"d_model": 32, "n_layers": 1, "n_heads": 2, "seq_len": 64, "batch_size": 8, "train_tokens": 8_000},
+        "proxy": {
+            "d_model": 32,
+            "n_layers": 1,
+            "n_heads": 2,
+            "seq_len": 64,
+            "batch_size": 8,
+            "train_tokens": 8_000,
+            "val_max_bytes": 5_000,
+            "threads": 1,
+        },
         "sweep": {"n_runs": 8, "workers": 1},
     },
 }

@@ -55,9 +55,7 @@ def _quotas(available: dict[str, int], total: int) -> dict[str, int]:
     return quotas
 
 
-def sample_training_text(
-    shards_dir: Path, domains: list[str], sample_bytes: int, val_fraction: float
-) -> Iterator[str]:
+def sample_training_text(shards_dir: Path, domains: list[str], sample_bytes: int, val_fraction: float) -> Iterator[str]:
     """Yield a deterministic, domain-balanced sample of training documents (validation docs excluded)."""
     from automixer.proxy.data import is_validation
     from automixer.shards import read_domain_texts

@@ -8,14 +8,6 @@ from automixer import stages
 from automixer.config import PipelineConfig
 
 
-@task(name="refresh-manifest")
-def refresh_manifest_task(config: PipelineConfig) -> dict:
-    """Rebuild the shard manifest over every domain."""
-    manifest = stages.refresh_manifest(config)
-    get_run_logger().info("manifest: %s", {d: t["docs"] for d, t in manifest["domains"].items()})
-    return manifest["domains"]
-
-
 @task(name="tokenize")
 def tokenize_task(config: PipelineConfig) -> dict:
     """Train the tokenizer and tokenize every domain."""
@@ -39,7 +31,6 @@ def train_proxies_task(config: PipelineConfig, mixtures: list[dict]) -> list[dic
 @flow(name="sweep")
 def sweep_flow(config: PipelineConfig) -> dict:
     """Tokenize, design the sweep and train the proxies; return a summary."""
-    refresh_manifest_task(config)
     meta = tokenize_task(config)
     mixtures = design_task(config, meta)
     results = train_proxies_task(config, mixtures)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger, task
 
+from automixer import stages
 from automixer.config import PipelineConfig
 
 
@@ -38,6 +39,13 @@ def render_shards_task(config: PipelineConfig) -> list[str]:
     return [str(p) for p in paths]
 
 
+@task(name="refresh-manifest")
+def refresh_manifest_task(config: PipelineConfig) -> dict:
+    """Rebuild the shard manifest so it covers the new synthetic shards; return docs per domain."""
+    manifest = stages.refresh_manifest(config)
+    return {d: t["docs"] for d, t in manifest["domains"].items()}
+
+
 @flow(name="synthesize")
 def synthesize_flow(config: PipelineConfig) -> dict:
     """Generate and verify synthetic tasks, then write the `synthetic` shards; return report and shard paths."""
@@ -46,4 +54,6 @@ def synthesize_flow(config: PipelineConfig) -> dict:
         return {"report": None, "shards": []}
     report = generate_tasks_task(config)
     shards = render_shards_task(config)
+    docs = refresh_manifest_task(config)
+    get_run_logger().info("manifest now holds %s documents per domain", docs)
     return {"report": report, "shards": shards}

@@ -18,9 +18,17 @@ from automixer.tokenizer import EOS_TOKEN, load_tokenizer, train_tokenizer
 
 DOMAINS = ["code", "math", "web"]
 TINY = ProxyConfig(
-    d_model=32, n_layers=1, n_heads=2, seq_len=32, batch_size=8, train_tokens=6000, lr=1e-2,
-    val_fraction=0.1, val_max_bytes=1_000_000, threads=1,
-)  # fmt: skip
+    d_model=32,
+    n_layers=1,
+    n_heads=2,
+    seq_len=32,
+    batch_size=8,
+    train_tokens=6000,
+    lr=1e-2,
+    val_fraction=0.1,
+    val_max_bytes=1_000_000,
+    threads=1,
+)
 
 
 @pytest.fixture(scope="module")

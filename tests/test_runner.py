@@ -14,9 +14,17 @@ from automixer.tokenizer import train_tokenizer
 
 DOMAINS = ["code", "math", "web"]
 TINY = ProxyConfig(
-    d_model=16, n_layers=1, n_heads=2, seq_len=32, batch_size=8, train_tokens=2000, lr=1e-2,
-    val_fraction=0.1, val_max_bytes=3000, threads=1,
-)  # fmt: skip
+    d_model=16,
+    n_layers=1,
+    n_heads=2,
+    seq_len=32,
+    batch_size=8,
+    train_tokens=2000,
+    lr=1e-2,
+    val_fraction=0.1,
+    val_max_bytes=3000,
+    threads=1,
+)
 DESIGN = [
     {"run_id": "run-000", "weights": {"code": 0.5, "math": 0.3, "web": 0.2}},
     {"run_id": "run-001", "weights": {"code": 0.1, "poetry": 0.9}},

@@ -89,9 +89,20 @@ def split_domain(shards_dir: Path, domain: str, val_fraction: float, val_max_byt
     return [t for _, t in train], [t for _, t in capped]
 
 
+def shards_fingerprint(shards_dir: Path, domains: list[str]) -> str:
+    """A digest of the domains' shard files (names, sizes, modification times): changes when shards do."""
+    parts = []
+    for dom in domains:
+        for f in sorted(Path(shards_dir, dom).glob("*.parquet")):
+            st = f.stat()
+            parts.append(f"{dom}/{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return stable_hash(*parts)
+
+
 def _meta_key(cfg: PipelineConfig, tok_sha: str) -> dict:
     return {
         "tokenizer_sha256": tok_sha,
+        "shards_fingerprint": shards_fingerprint(cfg.path("shards"), cfg.domains),
         "val_fraction": cfg.proxy.val_fraction,
         "val_max_bytes": cfg.proxy.val_max_bytes,
         "domain_order": list(cfg.domains),

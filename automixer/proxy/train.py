@@ -114,8 +114,9 @@ def evaluate(
             xb, yb = x[i : i + EVAL_BATCH].to(device), y[i : i + EVAL_BATCH].to(device)
             with _autocast(device):
                 logits = model(xb)  # (b, T, V)
-            nats += F.cross_entropy(logits.float().flatten(0, 1), yb.flatten(), ignore_index=IGNORE,
-                                    reduction="sum").item()
+            nats += F.cross_entropy(
+                logits.float().flatten(0, 1), yb.flatten(), ignore_index=IGNORE, reduction="sum"
+            ).item()
         metrics[f"bpb_{dom}"] = nats / (math.log(2) * val_bytes[dom])
     metrics["bpb_mean"] = sum(metrics.values()) / len(val)
     model.train()
@@ -171,6 +172,37 @@ def _load_result(path: Path) -> dict | None:
         return None
 
 
+def _fit(mix: dict[str, float], cfg: ProxyConfig, meta: dict, data_dir: Path, device: torch.device, seed: int) -> dict:
+    """Build, train and evaluate one proxy; return the run's status, metrics and accounting fields."""
+    domains = list(mix)
+    train = list(load_arrays(data_dir, domains, "train").values())
+    val = load_arrays(data_dir, domains, "val")
+    for dom, arr in zip(domains, train, strict=True):
+        if mix[dom] > 0 and arr.size <= cfg.seq_len:
+            raise ValueError(f"domain {dom!r} has {arr.size} training tokens, fewer than seq_len + 1")
+    t0 = time.perf_counter()
+    model = build_model(cfg, meta["vocab_size"], seed).to(device)
+    out = {"status": "ok", "error": None, "metrics": {}, "n_params": count_params(model)}
+    seqs = np.zeros(len(domains), dtype=np.int64)
+    try:
+        _train_loop(model, np.array([mix[d] for d in domains]), train, cfg, device, seed, seqs)
+        out["train_s"] = time.perf_counter() - t0
+        val_bytes = {d: meta["domains"][d]["val_bytes"] for d in domains}
+        metrics = evaluate(model, val, val_bytes, meta["eos_id"], device)
+        bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+        if bad:
+            raise Diverged(f"non-finite held-out loss for {bad}")
+        out["metrics"] = metrics
+    except Diverged as exc:
+        out.update(status="failed", error=f"diverged: {exc}")
+        out.setdefault("train_s", time.perf_counter() - t0)
+    seen = {d: int(n) * cfg.seq_len for d, n in zip(domains, seqs, strict=True)}
+    out["tokens_seen"] = seen
+    out["epochs"] = {d: seen[d] / meta["domains"][d]["train_tokens"] for d in domains}
+    out["tokens_per_s"] = sum(seen.values()) / out["train_s"] if out["train_s"] > 0 else 0.0
+    return out
+
+
 def train_proxy(
     run_id: str, weights: dict[str, float], cfg: ProxyConfig, data_dir: Path, out_dir: Path, seed: int
 ) -> dict:
@@ -180,45 +212,24 @@ def train_proxy(
     if done and done.get("status") == "ok":
         return done
     meta = load_meta(data_dir)
-    domains = list(meta["domains"])
-    mix = normalize_weights(weights, domains)
+    mix = normalize_weights(weights, list(meta["domains"]))
     device = resolve_device(cfg.device)
-    train = list(load_arrays(data_dir, domains, "train").values())
-    val = load_arrays(data_dir, domains, "val")
-    for dom, arr in zip(domains, train, strict=True):
-        if mix[dom] > 0 and arr.size <= cfg.seq_len:
-            raise ValueError(f"domain {dom!r} has {arr.size} training tokens, fewer than seq_len + 1")
     prev_threads = torch.get_num_threads()
-    result = {"run_id": run_id, "status": "ok", "error": None, "weights": mix, "metrics": {}, "seed": seed,
-              "device": str(device), "proxy": cfg.model_dump()}  # fmt: skip
     t0 = time.perf_counter()
     try:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        model = build_model(cfg, meta["vocab_size"], seed).to(device)
-        result["n_params"] = count_params(model)
-        w = np.array([mix[d] for d in domains])
-        seqs = np.zeros(len(domains), dtype=np.int64)
-        train_s = 0.0
-        try:
-            _train_loop(model, w, train, cfg, device, seed, seqs)
-            train_s = time.perf_counter() - t0
-            metrics = evaluate(model, val, {d: meta["domains"][d]["val_bytes"] for d in domains},
-                               meta["eos_id"], device)  # fmt: skip
-            bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
-            if bad:
-                raise Diverged(f"non-finite held-out loss for {bad}")
-            result["metrics"] = metrics
-        except Diverged as exc:
-            result.update(status="failed", error=f"diverged: {exc}")
-            train_s = train_s or time.perf_counter() - t0
+        fitted = _fit(mix, cfg, meta, Path(data_dir), device, seed)
     finally:
         torch.set_num_threads(prev_threads)
-    seen = {d: int(n) * cfg.seq_len for d, n in zip(domains, seqs, strict=True)}
-    result["tokens_seen"] = seen
-    result["epochs"] = {d: seen[d] / meta["domains"][d]["train_tokens"] for d in domains}
-    result["wall_s"] = time.perf_counter() - t0
-    result["train_s"] = train_s
-    result["tokens_per_s"] = sum(seen.values()) / train_s if train_s > 0 else 0.0
+    result = {
+        "run_id": run_id,
+        "weights": mix,
+        "seed": seed,
+        "device": str(device),
+        "proxy": cfg.model_dump(),
+        **fitted,
+        "wall_s": time.perf_counter() - t0,
+    }
     write_json_atomic(result_path, result)
     return result

@@ -54,17 +54,25 @@ def _execute(
     items: list[dict], cfg: ProxyConfig, data_dir: Path, runs_dir: Path, seed: int, workers: int
 ) -> Iterator[tuple[dict, dict | BaseException]]:
     """Attempt each item once, yielding (item, result or the exception it raised) as runs finish."""
+    threads = max(1, cpu_count() // workers)
     if workers <= 1 or len(items) <= 1:
-        for item in items:
-            try:
-                yield item, _attempt(item, cfg, data_dir, runs_dir, seed)
-            except Exception as exc:
-                yield item, exc
+        import torch
+
+        prev = torch.get_num_threads()
+        try:
+            if workers > 1:  # a lone retry keeps the per-worker thread count of the pool
+                torch.set_num_threads(threads)
+            for item in items:
+                try:
+                    yield item, _attempt(item, cfg, data_dir, runs_dir, seed)
+                except Exception as exc:
+                    yield item, exc
+        finally:
+            torch.set_num_threads(prev)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    threads = max(1, cpu_count() // workers)
     ctx = multiprocessing.get_context("spawn")
     n = min(workers, len(items))
     with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
@@ -88,6 +96,7 @@ def failed_result(item: dict, exc: BaseException, seed: int, cfg: ProxyConfig) -
         "epochs": {},
         "seed": seed,
         "wall_s": 0.0,
+        "train_s": 0.0,
         "tokens_per_s": 0.0,
         "n_params": None,
         "device": None,

@@ -94,14 +94,12 @@ def demo(
     _prefect_env()
     if preset not in ("full", "tiny"):
         _fail(f"--preset must be 'full' or 'tiny', got {preset!r}")
-    from automixer.config import dump_config
     from automixer.demo import build_demo_corpus, demo_config
 
     work_dir = work_dir or Path(f"runs/demo-{preset}")
     counts = build_demo_corpus(work_dir / "sources", preset)  # type: ignore[arg-type]
     typer.echo(f"demo corpus under {work_dir / 'sources'}: {counts} documents")
     cfg = demo_config(work_dir, preset, str(mixtures_dir))  # type: ignore[arg-type]
-    dump_config(cfg, work_dir / "config.yaml")
     from flows.pipeline import pipeline_flow
 
     out = _run(lambda: pipeline_flow(cfg))

@@ -38,8 +38,10 @@ PRESETS: dict[str, dict] = {
             "seq_len": 128,
             "batch_size": 16,
             "train_tokens": 200_000,
+            "val_max_bytes": 50_000,
+            "threads": 1,
         },
-        "sweep": {"n_runs": 60, "workers": 1},
+        "sweep": {"n_runs": 60, "workers": 2},
     },
     "tiny": {
         "limits": {"code": 120, "web": 60, "math": 150},

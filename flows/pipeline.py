@@ -6,7 +6,7 @@ import time
 
 from prefect import flow, get_run_logger
 
-from automixer.config import PipelineConfig
+from automixer.config import PipelineConfig, dump_config
 from automixer.io import write_json_atomic
 from flows.curate import curate_flow
 from flows.propose import propose_flow
@@ -18,6 +18,7 @@ from flows.synthesize import synthesize_flow
 def pipeline_flow(config: PipelineConfig) -> dict:
     """Run every stage on one config and return the proposal with per-stage wall times."""
     logger = get_run_logger()
+    dump_config(config, config.path("config.yaml"))
     timings: dict[str, float] = {}
     stages = [("curate", curate_flow)]
     if "synthetic" in config.domains:

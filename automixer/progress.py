@@ -11,7 +11,13 @@ from types import TracebackType
 class Progress:
     """Count finished items of a long step; draw a bar on a TTY and log every `log_every_s` seconds."""
 
-    def __init__(self, description: str, total: int, logger: logging.Logger | None = None, log_every_s: float = 10.0):
+    def __init__(
+        self,
+        description: str,
+        total: int,
+        logger: logging.Logger | logging.LoggerAdapter | None = None,
+        log_every_s: float = 10.0,
+    ):
         self.description = description
         self.total = total
         self.done = 0

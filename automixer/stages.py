@@ -73,13 +73,14 @@ def design(cfg: PipelineConfig, meta: dict) -> list[dict]:
     return mixtures
 
 
-def run_proxies(cfg: PipelineConfig, mixtures: list[dict]) -> list[dict]:
+def run_proxies(cfg: PipelineConfig, mixtures: list[dict], logger: logging.Logger | None = None) -> list[dict]:
     """Train one proxy per mixture (skipping finished runs) and write the runs table."""
+    logger = logger or log
     from automixer.sweep.runner import run_sweep
     from automixer.sweep.table import runs_table_from_results, write_runs_table
 
     runs_dir = cfg.path("sweep", "runs")
-    with Progress("proxy runs", len(mixtures), log) as bar:
+    with Progress("proxy runs", len(mixtures), logger) as bar:
 
         def on_result(result: dict) -> None:
             bpb = result.get("metrics", {}).get("bpb_mean")
@@ -92,7 +93,7 @@ def run_proxies(cfg: PipelineConfig, mixtures: list[dict]) -> list[dict]:
     write_runs_table(runs_table_from_results(runs_dir), cfg.path("sweep", "runs.parquet"))
     failed = [r["run_id"] for r in results if r.get("status") != "ok"]
     if failed:
-        log.warning("%d proxy run(s) failed and are excluded from the fit: %s", len(failed), failed)
+        logger.warning("%d proxy run(s) failed and are excluded from the fit: %s", len(failed), failed)
     return results
 
 

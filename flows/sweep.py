@@ -25,7 +25,7 @@ def design_task(config: PipelineConfig, meta: dict) -> list[dict]:
 @task(name="train-proxies")
 def train_proxies_task(config: PipelineConfig, mixtures: list[dict]) -> list[dict]:
     """Train one proxy per mixture, skipping finished runs."""
-    return stages.run_proxies(config, mixtures)
+    return stages.run_proxies(config, mixtures, get_run_logger())
 
 
 @flow(name="sweep")

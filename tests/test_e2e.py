@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import yaml
@@ -27,7 +28,7 @@ def test_pipeline_completes_and_writes_a_valid_mixture(tiny_run):
     cfg, state = tiny_run
     assert state.is_completed(), state
     out = state.result()
-    spec = yaml.safe_load(open(out["proposal"]["path"]))
+    spec = yaml.safe_load(Path(out["proposal"]["path"]).read_text())
     weights = spec["weights"]
     assert set(weights) == set(cfg.domains)
     assert abs(sum(weights.values()) - 1.0) < 1e-6

@@ -130,13 +130,26 @@ def run_stages(stages: list[Stage], run_dir: Path, workers: int, progress: Calla
             progress(
                 f"curate: stage {name} ({tasks} task{'s' * (tasks > 1)}, {n_workers} worker{'s' * (n_workers > 1)})"
             )
-        LocalPipelineExecutor(
-            steps,
-            tasks=tasks,
-            workers=n_workers,
-            logging_dir=str(run_dir / "logs" / name),
-            skip_completed=True,
-        ).run()
+        executor = LocalPipelineExecutor(
+            steps, tasks=tasks, workers=n_workers, logging_dir=str(run_dir / "logs" / name), skip_completed=True
+        )
+        _quietly(executor.run, run_dir / "logs" / name / "console.log")
+
+
+def _quietly(fn: Callable[[], Any], log_path: Path) -> None:
+    """Run `fn` with datatrove's console output (pipeline banners, stats tables) sent to `log_path`."""
+    import contextlib
+    import sys
+
+    from loguru import logger
+
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as log, contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
+        try:
+            fn()
+        finally:
+            logger.remove()  # datatrove's sinks point at `log`, which closes here
+            logger.add(sys.stderr, level="WARNING")
 
 
 def stage_stats(run_dir: Path, stage: str) -> list[dict[str, float]]:

@@ -112,6 +112,9 @@ def curate(config: ConfigOpt) -> None:
     """Read, filter, deduplicate and shard the configured sources."""
     _prefect_env()
     cfg = _load(config)
+    from automixer.curate import check_sources
+
+    _run(lambda: check_sources(cfg))  # fail fast, before a Prefect run starts
     from flows.curate import curate_flow
 
     out = _run(lambda: curate_flow(cfg))
@@ -134,6 +137,9 @@ def sweep(config: ConfigOpt) -> None:
     """Tokenize, sample mixtures and train one proxy per mixture (finished runs are skipped)."""
     _prefect_env()
     cfg = _load(config)
+    from automixer.stages import check_shards
+
+    _run(lambda: check_shards(cfg))  # fail fast, before a Prefect run starts
     from flows.sweep import sweep_flow
 
     out = _run(lambda: sweep_flow(cfg))

@@ -87,3 +87,18 @@ def test_bad_config_fails_before_work(tmp_path):
     res = runner.invoke(app, ["curate", "--config", str(cfg)])
     assert res.exit_code == 2
     assert "sources.0.format" in res.output and "Traceback" not in res.output
+
+
+def test_stage_commands_fail_fast_on_missing_inputs(tmp_path):
+    empty = tmp_path / "e.yaml"
+    empty.write_text(f"work_dir: {tmp_path / 'w'}\nsources: []\n")
+    res = runner.invoke(app, ["curate", "--config", str(empty)])
+    assert res.exit_code == 2 and "no sources configured" in res.output
+    res = runner.invoke(app, ["sweep", "--config", str(empty)])
+    assert res.exit_code == 2 and "run `automixer curate`" in res.output
+    missing = tmp_path / "m.yaml"
+    missing.write_text(
+        f"work_dir: {tmp_path / 'w'}\nsources: [{{name: a, domain: web, path: {tmp_path}/nope.jsonl}}]\n"
+    )
+    res = runner.invoke(app, ["curate", "--config", str(missing)])
+    assert res.exit_code == 2 and "nope.jsonl" in res.output and "does not exist" in res.output

@@ -22,4 +22,6 @@ def check_sources(cfg: PipelineConfig) -> list[dict]:
     """Resolve every source and read its first document; raise a clear error for a bad path or field."""
     from automixer.curate.sources import resolve_sources
 
+    if not cfg.sources:
+        raise ValueError("no sources configured: add at least one entry under `sources`")
     return resolve_sources(cfg, check=True)

@@ -76,9 +76,11 @@ def run_status_frame(runs_dir: Path) -> pd.DataFrame:
 def open_catalog(work_dir: str | Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with views over whichever of the work dir's files exist.
 
-    Views: `shards` (every shard row plus a `filename` column), `manifest` (one row per shard entry),
-    `runs` (the runs table of ok proxy runs), `run_status` (every run, ok or failed), `drops`
-    (curation drops as filter, reason, count) and `tasks` (synthetic tasks).
+    Views: `documents` (every shard row plus a `filename` column; `shards` is the same view, kept for
+    older callers), `manifest` (one row per shard entry), `excluded` (every dropped document with its
+    `filter` and `drop_reason`), `drops` (curation drop counts as filter, reason, count), `reader_errors`
+    (bad input, by file and line), `decontamination` (removed documents with eval set, item and n-gram),
+    `runs` (the runs table of ok proxy runs), `run_status` (every run, ok or failed) and `tasks`.
     """
     import duckdb
 
@@ -91,7 +93,17 @@ def open_catalog(work_dir: str | Path) -> duckdb.DuckDBPyConnection:
     shard_files = sorted(work.glob("shards/*/*.parquet"))
     if shard_files:
         files = ", ".join(_sql_str(str(f)) for f in shard_files)
-        con.execute(f"CREATE VIEW shards AS SELECT * FROM read_parquet([{files}], filename = true)")
+        rows = f"SELECT * FROM read_parquet([{files}], filename = true, union_by_name = true)"
+        con.execute(f"CREATE VIEW documents AS {rows}")
+        con.execute(f"CREATE VIEW shards AS {rows}")
+    excluded = sorted(work.glob("curation/excluded/*.parquet"))
+    if excluded:
+        files = ", ".join(_sql_str(str(f)) for f in excluded)
+        con.execute(f"CREATE VIEW excluded AS SELECT * FROM read_parquet([{files}], filename = true)")
+    for name in ("reader_errors", "decontamination"):
+        path = work / "curation" / f"{name}.jsonl"
+        if path.is_file() and path.stat().st_size:
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_json_auto({_sql_str(str(path))})")
     tasks = work / "tasks" / "tasks.parquet"
     if tasks.is_file():
         con.execute(f"CREATE VIEW tasks AS SELECT * FROM read_parquet({_sql_str(str(tasks))})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
@@ -29,33 +30,77 @@ class SourceConfig(_Strict):
     """Unique name; becomes the `source` column of every document it yields."""
     domain: Domain
     """The domain this source feeds; must be listed in `domains`."""
-    format: Literal["jsonl", "parquet", "hf"] = "jsonl"
-    """Reader: JSONL (plain or .gz), Parquet, or a Hugging Face dataset (local path or Hub id)."""
+    format: Literal["jsonl", "parquet", "hf", "warc"] = "jsonl"
+    """Reader: JSONL (plain or .gz), Parquet, a Hugging Face dataset (local path; Hub id only online), WARC."""
     path: str
-    """Folder, file or glob (jsonl/parquet), or a dataset path / Hub id (hf)."""
+    """Folder, file or glob (jsonl/parquet/warc), or a dataset path / Hub id (hf)."""
     glob: str | None = None
     """Glob applied inside `path` when it is a folder, e.g. `*.jsonl.gz`."""
     text_field: str = "text"
-    """Name of the field that holds the document text."""
+    """Name of the field that holds the document text (or HTML, with `html: true`)."""
     id_field: str | None = None
     """Field holding a stable document id; a hash of source + position is used when absent."""
+    html: bool = False
+    """The text field holds HTML: extract its main text (trafilatura). WARC responses are always extracted."""
+    max_doc_bytes: int = Field(default=10 * 2**20, ge=1)
+    """Skip (and count as `doc_too_large`) documents larger than this, without holding them in memory."""
     split: str = "train"
     """Split to read for `hf` sources."""
     limit: int = -1
     """Read at most this many documents (-1: all)."""
 
 
-class CurationConfig(_Strict):
-    """Filters and deduplication applied to every non-synthetic source."""
+WebRule = Literal["gopher_quality", "gopher_repetition", "c4", "fineweb"]
+FilterName = Literal[
+    "web_quality", "code_quality", "math_quality", "language", "gopher_quality", "gopher_repetition", "c4", "fineweb"
+]
 
-    gopher_quality: bool = True
-    """Apply datatrove's Gopher quality filter to web text."""
-    gopher_repetition: bool = True
-    """Apply datatrove's Gopher repetition filter to web text."""
-    filter_domains: list[Domain] = ["web"]
-    """Domains the Gopher text filters apply to (code and math keep symbols and short lines)."""
+
+class EvalSetConfig(_Strict):
+    """One benchmark that training data must not overlap with."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """Name used in drop reasons (`contaminated_<name>`) and in the report."""
+    path: str
+    """Local file: HumanEval / MBPP / GSM8K / MATH formats (JSON, JSONL, optionally gzipped)."""
+    format: Literal["auto", "humaneval", "mbpp", "mbppplus", "gsm8k", "math"] = "auto"
+    """File format; `auto` detects it from the fields."""
+
+
+class DecontaminationConfig(_Strict):
+    """Drop documents that share a long word n-gram with an eval set item."""
+
+    eval_sets: list[EvalSetConfig] = []
+    """Eval sets to decontaminate against (none: off)."""
+    ngram: int = Field(default=13, ge=3)
+    """Words per n-gram; one shared n-gram removes the document."""
+    domains: list[Domain] | None = None
+    """Domains to decontaminate (None: every curated domain)."""
+
+
+class CurationConfig(_Strict):
+    """Filters, deduplication and decontamination applied to every non-synthetic source."""
+
+    filters: dict[Domain, list[FilterName]] = {
+        "web": ["web_quality"],
+        "code": ["code_quality"],
+        "math": ["math_quality"],
+    }
+    """Filters per domain, applied in order. `web_quality` is our one-pass Gopher + C4 + FineWeb filter
+    (same decisions as datatrove's blocks); `gopher_quality`, `gopher_repetition`, `c4`, `fineweb` are
+    datatrove's own blocks; `code_quality` (The Stack-style), `math_quality` (keeps LaTeX), `language`."""
+    web_rules: list[WebRule] = ["gopher_quality", "gopher_repetition", "c4", "fineweb"]
+    """Rule groups `web_quality` applies (datatrove's default parameters for each)."""
+    languages: list[str] = ["en"]
+    """Languages the `language` filter keeps (ISO 639-1 codes; offline model from the py3langid wheel)."""
+    language_min_score: float = Field(default=0.65, ge=0, le=1)
+    """Minimum language-ID confidence for the `language` filter."""
     min_chars: int = Field(default=200, ge=0)
     """Drop documents shorter than this many characters, in every domain."""
+    html_timeout: float = Field(default=10.0, gt=0)
+    """Seconds allowed to extract one HTML page before it is dropped as `html_timeout`."""
+    strict_offline: bool = True
+    """Before any work, fail if a configured block would download an asset, naming it and how to provide it."""
     exact_dedup: bool = True
     """Drop documents whose normalised text is identical to an earlier one."""
     minhash_dedup: bool = True
@@ -64,10 +109,23 @@ class CurationConfig(_Strict):
     """Approximate Jaccard similarity above which two documents count as near-duplicates."""
     minhash_ngram: int = Field(default=5, ge=1)
     """Word n-gram size used to shingle documents for MinHash."""
+    dedup_scope: Literal["global", "domain"] = "global"
+    """Deduplicate across all domains, or only within each domain."""
+    decontamination: DecontaminationConfig = DecontaminationConfig()
+    """Eval-set decontamination."""
+    write_exclusions: bool = True
+    """Write every dropped document, with `filter` and `drop_reason`, to `curation/excluded/` Parquet shards."""
     shard_docs: int = Field(default=5000, ge=1)
     """Maximum documents per output Parquet shard."""
     workers: int = Field(default=1, ge=1)
     """Parallel datatrove tasks."""
+
+    @model_validator(mode="after")
+    def _languages(self) -> CurationConfig:
+        for lang in self.languages:
+            if not re.fullmatch(r"[a-z]{2,3}", lang):
+                raise ValueError(f"languages: {lang!r} is not an ISO 639 code such as 'en'")
+        return self
 
 
 class SynthConfig(_Strict):
@@ -221,6 +279,10 @@ class PipelineConfig(_Strict):
                 raise ValueError(
                     f"sources.{i}.domain: {src.domain!r} is not a configured domain; allowed: {sorted(allowed)}"
                 )
+        explicit = self.curation.filters if "filters" in self.curation.model_fields_set else {}
+        for dom in [*explicit, *(self.curation.decontamination.domains or [])]:
+            if dom not in allowed:
+                raise ValueError(f"curation: domain {dom!r} is not a configured domain; allowed: {sorted(allowed)}")
         c = self.propose.constraints
         for field, bounds in (("min_weight", c.min_weight), ("max_weight", c.max_weight)):
             for dom in bounds:

@@ -12,17 +12,46 @@ import pyarrow.parquet as pq
 
 from automixer.io import sha256_file, write_json_atomic, write_parquet_atomic
 
+SIGNALS: tuple[str, ...] = (
+    # web (automixer.curate.quality: Gopher quality / repetition, C4, FineWeb)
+    "n_words", "mean_word_length", "hash_word_ratio", "ellipsis_word_ratio", "frac_lines_bullet",
+    "frac_lines_end_ellipsis", "frac_words_alpha", "n_stop_words", "dup_para_frac", "dup_para_char_frac",
+    "dup_line_frac", "dup_line_char_frac", "top_ngram_char_frac", "dup_ngram_char_frac", "c4_lines_kept_frac",
+    "line_punct_ratio", "short_line_ratio", "char_dup_ratio", "list_ratio",
+    # code and math (automixer.curate.domain_filters)
+    "max_line_length", "mean_line_length", "alnum_fraction", "encoded_data_fraction", "latex_fraction",
+    "digit_fraction",
+    # language (automixer.curate.language)
+    "language_score",
+)  # fmt: skip
+"""Quality signals a shard row may carry (null where its filters did not compute them)."""
+
+SIGNALS_TYPE = pa.struct([pa.field(name, pa.float64()) for name in SIGNALS])
+
 SHARD_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),
         pa.field("text", pa.string(), nullable=False),
         pa.field("domain", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
+        pa.field("url", pa.string()),
         pa.field("n_bytes", pa.int64(), nullable=False),
         pa.field("n_tokens", pa.int64(), nullable=False),
+        pa.field("signals", SIGNALS_TYPE),
     ]
 )
-"""Columns of every shard. `n_tokens` counts word and punctuation pre-tokens (tokenizer independent)."""
+"""Columns of every shard. `url` is the page URL or `file:line`; `n_tokens` counts word and punctuation
+pre-tokens (tokenizer independent); `signals` holds the quality signals computed by the filters."""
+
+
+def signals_of(meta: dict) -> dict[str, float | None]:
+    """The known quality signals in a document's metadata (None where absent or NaN)."""
+    out: dict[str, float | None] = {}
+    for name in SIGNALS:
+        v = meta.get(name)
+        out[name] = float(v) if isinstance(v, int | float) and v == v else None
+    return out
+
 
 _PRETOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -43,8 +72,10 @@ def shard_rows(docs: Iterable[dict], domain: str) -> list[dict]:
                 "text": text,
                 "domain": domain,
                 "source": d.get("source", domain),
+                "url": d.get("url"),
                 "n_bytes": len(text.encode("utf-8")),
                 "n_tokens": count_pretokens(text),
+                "signals": d.get("signals"),
             }
         )
     return rows

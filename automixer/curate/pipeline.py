@@ -15,35 +15,42 @@ Stage = tuple[str, list, int, bool]
 """(stage name, datatrove pipeline steps, number of tasks, worth a process pool)."""
 
 
-def minhash_bands(threshold: float, max_hashes: int = 112) -> tuple[int, int]:
-    """LSH (buckets, hashes per bucket) minimising false positives + negatives around a Jaccard threshold."""
+def minhash_bands(threshold: float, recall: float = 0.95, max_hashes: int = 112) -> tuple[int, int]:
+    """LSH (buckets, hashes per bucket) detecting a pair at the Jaccard threshold with probability >= `recall`,
+    with the least false-positive mass below the threshold (fewest pairs under it flagged)."""
     s = np.linspace(0.0, 1.0, 2001)
-    lo, hi = s <= threshold, s >= threshold
+    below = s <= threshold
     best: tuple[float, int, int] | None = None
     for b in range(1, max_hashes + 1):
         for r in range(1, max_hashes // b + 1):
-            p = 1.0 - (1.0 - s**r) ** b
-            err = float(np.trapezoid(p[lo], s[lo]) + np.trapezoid(1.0 - p[hi], s[hi]))
-            if best is None or err < best[0] - 1e-12:
-                best = (err, b, r)
-    assert best is not None
+            if 1.0 - (1.0 - threshold**r) ** b < recall:
+                continue
+            fp = float(np.trapezoid(1.0 - (1.0 - s[below] ** r) ** b, s[below]))
+            if best is None or fp < best[0] - 1e-12:
+                best = (fp, b, r)
+    if best is None:
+        raise ValueError(f"no LSH banding with at most {max_hashes} hashes reaches recall {recall} at {threshold}")
     return best[1], best[2]
 
 
 def _filter_stage(specs: list[dict], cur: CurationConfig, data: Path, drops: dict) -> Stage:
+    """Read every source, then min_chars, the per-domain filters and decontamination; write survivors."""
     from datatrove.pipeline.writers import JsonlWriter
 
-    from automixer.curate.steps import DomainGopherQuality, DomainGopherRepetition, MinCharsFilter, SourcesReader
+    from automixer.curate.filters import decontamination, domain_filters, exclusion_writer
+    from automixer.curate.steps import MinCharsFilter, SourcesReader
 
-    steps: list = [SourcesReader(specs), MinCharsFilter(cur.min_chars)]
+    domains = sorted({s["domain"] for s in specs})
+    reader = SourcesReader(specs, errors_folder=str(data / "reader_errors"), html_timeout=cur.html_timeout)
+    steps: list = [reader, MinCharsFilter(cur.min_chars, exclusion_writer(cur, data, "min_chars"))]
+    drops["reader"] = ("filter", 0, None)
     drops["min_chars"] = ("filter", 1, None)
-    for name, enabled, cls in (
-        ("gopher_quality", cur.gopher_quality, DomainGopherQuality),
-        ("gopher_repetition", cur.gopher_repetition, DomainGopherRepetition),
-    ):
-        if enabled and cur.filter_domains:
-            drops[name] = ("filter", len(steps), None)
-            steps.append(cls(cur.filter_domains))
+    named = domain_filters(cur, domains, data)
+    if (dc := decontamination(cur, domains, data)) is not None:
+        named.append(dc)
+    for name, step in named:
+        drops[name] = ("filter", len(steps), None)
+        steps.append(step)
     steps.append(JsonlWriter(str(data / "filtered"), "${rank}.jsonl", compression=None))
     return ("filter", steps, cur.workers, True)
 
@@ -68,13 +75,17 @@ def _filtered_docs(cur: CurationConfig, data: Path, upto: str, ex_cfg: Any) -> l
     from datatrove.pipeline.dedup.exact_dedup import ExactDedupFilter
     from datatrove.pipeline.dedup.minhash import MinhashDedupFilter
 
+    from automixer.curate.filters import exclusion_writer
     from automixer.curate.steps import RankFileReader
 
+    final = upto == "final"
     steps: list = [RankFileReader(str(data / "filtered"))]
     if cur.exact_dedup and upto in ("minhash", "final"):
-        steps.append(ExactDedupFilter(str(data / "exact_dups"), ex_cfg))
-    if cur.minhash_dedup and upto == "final":
-        steps.append(MinhashDedupFilter(str(data / "minhash_remove")))
+        ex_writer = exclusion_writer(cur, data, "exact_dedup") if final else None
+        steps.append(ExactDedupFilter(str(data / "exact_dups"), ex_cfg, exclusion_writer=ex_writer))
+    if cur.minhash_dedup and final:
+        mh_writer = exclusion_writer(cur, data, "minhash_dedup")
+        steps.append(MinhashDedupFilter(str(data / "minhash_remove"), exclusion_writer=mh_writer))
     return steps
 
 
@@ -83,11 +94,11 @@ def build_stages(specs: list[dict], cur: CurationConfig, run_dir: Path) -> tuple
 
     The second value maps a drop name to (stage, step index, fixed reason or None for per-reason stats).
     """
-    from datatrove.pipeline.dedup import MinhashDedupSignature
     from datatrove.pipeline.dedup.exact_dedup import ExactDedupSignature, ExactFindDedups
-    from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets, MinhashDedupCluster
+    from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets
     from datatrove.pipeline.writers import JsonlWriter
 
+    from automixer.curate.dedup import BoundedMinhashCluster, ScopedMinhashSignature
     from automixer.curate.steps import DomainCounter, SplitWordTokenizer
 
     data, world = run_dir / "data", cur.workers
@@ -100,11 +111,13 @@ def build_stages(specs: list[dict], cur: CurationConfig, run_dir: Path) -> tuple
         ex_find = ExactFindDedups(str(data / "exact_sigs"), str(data / "exact_dups"), ex_cfg)
         stages.append(("exact_find", [ex_find], 1, False))
     if cur.minhash_dedup:
-        sig = MinhashDedupSignature(str(data / "minhash_sigs"), mh_cfg, language=SplitWordTokenizer())
+        sig = ScopedMinhashSignature(
+            str(data / "minhash_sigs"), mh_cfg, language=SplitWordTokenizer(), scope=cur.dedup_scope
+        )
         stages.append(("minhash_sigs", [*_filtered_docs(cur, data, "minhash", ex_cfg), sig], world, True))
         buckets = MinhashDedupBuckets(str(data / "minhash_sigs"), str(data / "minhash_buckets"), config=mh_cfg)
         stages.append(("minhash_buckets", [buckets], mh_cfg.num_buckets, False))
-        cluster = MinhashDedupCluster(str(data / "minhash_buckets"), str(data / "minhash_remove"), config=mh_cfg)
+        cluster = BoundedMinhashCluster(str(data / "minhash_buckets"), str(data / "minhash_remove"), config=mh_cfg)
         stages.append(("minhash_cluster", [cluster], 1, False))
     final = _filtered_docs(cur, data, "final", ex_cfg)
     if cur.exact_dedup:

@@ -10,10 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from automixer.config import PipelineConfig
+from automixer.curate.outputs import doc_row, write_exclusions, write_reports
 from automixer.io import done_marker, sha256_file, stable_hash, write_json_atomic, write_text_atomic
 from automixer.shards import build_manifest, write_shards
 
-CURATION_VERSION = "1"
+CURATION_VERSION = "2"
 """Bumped when the pipeline changes in a way that invalidates earlier output."""
 
 _RUN_DIR = re.compile(r"^run-[0-9a-f]{16}$")
@@ -44,8 +45,7 @@ def read_final_docs(run_dir: Path) -> dict[str, list[dict]]:
             for line in f:
                 rec = json.loads(line)
                 meta = rec["metadata"]
-                row = {"id": rec["id"], "text": rec["text"], "source": meta["source"]}
-                by_domain.setdefault(meta["domain"], []).append((tuple(meta["order"]), row))
+                by_domain.setdefault(meta["domain"], []).append((tuple(meta["order"]), doc_row(rec)))
     return {d: [row for _, row in sorted(rows, key=lambda x: x[0])] for d, rows in by_domain.items()}
 
 
@@ -108,7 +108,17 @@ def _execute(cfg: PipelineConfig, specs: list[dict], run_dir: Path, key: str, sa
         if not kept:
             say(f"curate: WARNING every document of domain {d!r} was dropped; check its sources and filters")
     shards = [{"path": str(p.resolve()), "sha256": sha256_file(p)} for ps in written.values() for p in ps]
-    result = {"key": key, "domains": summary_domains, "drops": collect_drops(run_dir, drop_spec), "shards": shards}
+    curation_dir = cfg.path("curation").resolve()
+    excluded = write_exclusions(run_dir, curation_dir / "excluded", key, cfg.curation.shard_docs)
+    reports = write_reports(run_dir, curation_dir)
+    result = {
+        "key": key,
+        "domains": summary_domains,
+        "drops": collect_drops(run_dir, drop_spec),
+        "shards": shards,
+        "excluded_shards": len(excluded),
+        **reports,
+    }
     write_json_atomic(run_dir / "result.json", result)
     write_text_atomic(done_marker(run_dir), key + "\n")
     return result

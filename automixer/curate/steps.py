@@ -3,7 +3,6 @@
 # No `from __future__ import annotations`: datatrove reads real return annotations (exact dedup).
 
 import re
-from typing import Any
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
@@ -12,8 +11,7 @@ from datatrove.pipeline.filters.gopher_quality_filter import GopherQualityFilter
 from datatrove.pipeline.filters.gopher_repetition_filter import GopherRepetitionFilter
 from datatrove.utils.word_tokenizers import SpaCyTokenizer, WordTokenizer, strip_strings
 
-from automixer.curate.sources import SourceError
-from automixer.io import stable_hash
+from automixer.curate.source_reader import SourcesReader  # noqa: F401  (re-exported: pipelines import it here)
 
 _WS = re.compile(r"\s+")
 
@@ -77,101 +75,6 @@ def exact_content(doc: Document) -> str:
     return _WS.sub(" ", doc.text).strip()
 
 
-def _position(id_in_file: Any) -> int:
-    return id_in_file if isinstance(id_in_file, int) else int(str(id_in_file).rsplit("/", 1)[-1])
-
-
-def source_adapter(self: Any, data: dict, path: str, id_in_file: Any) -> dict:
-    """Datatrove reader adapter: check the configured fields and give the document a stable id."""
-    meta = self.default_metadata
-    name = meta["source"]
-    if self.text_key not in data:
-        raise SourceError(
-            f"source {name!r}: record {id_in_file} of {path} has no text field {self.text_key!r}; "
-            f"fields present: {sorted(data)}. Set `text_field` in the source config."
-        )
-    text = data[self.text_key]
-    if text is not None and not isinstance(text, str):
-        raise SourceError(f"source {name!r}: field {self.text_key!r} of record {id_in_file} in {path} is not text")
-    pos = _position(id_in_file)
-    path = "" if path == getattr(self, "dataset", None) else path  # hf: ids must not depend on where it lives
-    if self.id_key:
-        if data.get(self.id_key) is None:
-            raise SourceError(
-                f"source {name!r}: record {id_in_file} of {path} has no id field {self.id_key!r}; "
-                f"fields present: {sorted(data)}. Fix or drop `id_field` in the source config."
-            )
-        doc_id = f"{name}/{data[self.id_key]}"
-    else:
-        doc_id = f"{name}/{stable_hash(name, path, str(pos))}"
-    return {"text": text or "", "id": doc_id, "media": [], "metadata": {"order": [meta["src_idx"], path, pos]}}
-
-
-class SourcesReader(PipelineStep):
-    """Read every configured source with datatrove's readers; task `rank` keeps every `world_size`-th doc."""
-
-    type = "📖 - READER"
-    name = "automixer sources"
-
-    def __init__(self, sources: list[dict]) -> None:
-        super().__init__()
-        self.sources = sources
-
-    def _reader(self, idx: int, src: dict) -> Any:
-        from datatrove.pipeline.readers import HuggingFaceDatasetReader, JsonlReader, ParquetReader
-
-        common = {
-            "text_key": src["text_field"],
-            "id_key": src["id_field"],
-            "adapter": source_adapter,
-            "default_metadata": {"source": src["name"], "domain": src["domain"], "src_idx": idx},
-        }
-        if src["format"] == "jsonl":
-            return JsonlReader(src["base"], add_file_path=False, **common)
-        if src["format"] == "parquet":
-            return ParquetReader(src["base"], **common)
-        return HuggingFaceDatasetReader(
-            src["base"],
-            dataset_options=None if src["load_from_disk"] else {"split": src["split"]},
-            limit=src["limit"],
-            load_from_disk=src["load_from_disk"],
-            **common,
-        )
-
-    def documents(self, idx: int, src: dict) -> DocumentsPipeline:
-        """All documents of one source (the `idx`-th), up to its limit, in file and position order."""
-        reader = self._reader(idx, src)
-        if src["format"] == "hf":
-            yield from reader.run(None, 0, 1)
-            return
-        n = 0
-        for rel in src["files"]:
-            if src["limit"] != -1 and n >= src["limit"]:
-                return
-            for doc in reader.read_file(rel):
-                if src["limit"] != -1 and n >= src["limit"]:
-                    return
-                n += 1
-                yield doc
-
-    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        """Yield this task's share of all source documents, tagged with source, domain and order."""
-        seen = 0
-        for idx, src in enumerate(self.sources):
-            for doc in self.documents(idx, src):
-                seen += 1
-                if (seen - 1) % world_size != rank:
-                    continue
-                doc.metadata = {
-                    "source": src["name"],
-                    "domain": src["domain"],
-                    "order": doc.metadata["order"],
-                }
-                self.stat_update(f"docs_in/{src['domain']}")
-                self.update_doc_stats(doc)
-                yield doc
-
-
 class RankFileReader(PipelineStep):
     """Read the intermediate JSONL file an earlier stage wrote for this task's rank (if any)."""
 
@@ -210,8 +113,8 @@ class MinCharsFilter(BaseFilter):
 
     name = "min_chars"
 
-    def __init__(self, min_chars: int) -> None:
-        super().__init__()
+    def __init__(self, min_chars: int, exclusion_writer=None) -> None:
+        super().__init__(exclusion_writer)
         self.min_chars = min_chars
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:

@@ -130,15 +130,15 @@ def test_manifest_matches_files(curated: dict) -> None:
     assert manifest["drops"] == curated["summary"]["drops"]
 
 
-def test_gopher_drops_web_docs_counted_by_reason(curated: dict) -> None:
+def test_web_quality_drops_counted_by_reason(curated: dict) -> None:
     summary, cfg = curated["summary"], curated["cfg"]
     drops = json.loads(cfg.path("curation", "drops.json").read_text())
     assert drops == summary["drops"]
-    quality = drops["gopher_quality"]
+    quality = drops["web_quality"]
     assert sum(quality.values()) >= 10
-    assert all(reason.startswith("gopher_") for reason in quality)
     assert "gopher_short_doc" in quality
-    assert set(drops) == {"min_chars", "gopher_quality", "gopher_repetition", "exact_dedup", "minhash_dedup"}
+    expected = {"reader", "min_chars", "web_quality", "code_quality", "math_quality", "exact_dedup", "minhash_dedup"}
+    assert set(drops) == expected
     web = summary["domains"]["web"]
     assert web["docs_in"] == N_WEB + 3
     assert web["docs_kept"] < web["docs_in"] - sum(quality.values()) + 1
@@ -196,7 +196,7 @@ def _small_cfg(root: Path, min_chars: int = 200, workers: int = 1) -> dict:
             },
             {"name": "pq", "domain": "math", "format": "parquet", "path": str(root), "glob": "*.parquet"},
         ],
-        "curation": {"min_chars": min_chars, "filter_domains": [], "workers": workers},
+        "curation": {"min_chars": min_chars, "filters": {}, "workers": workers},
     }
 
 

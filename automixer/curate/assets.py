@@ -209,6 +209,8 @@ def _flatten(steps: Iterable[Any]) -> Iterator[Any]:
             yield from _flatten(s for s in item if not isinstance(s, str | int | bool))
         else:
             yield item
+            if getattr(item, "inner", None) is not None:  # a domain-scoped wrapper (curate.filters.DomainScoped)
+                yield item.inner
 
 
 def required_assets(steps: Iterable[Any]) -> list[Asset]:

@@ -34,7 +34,7 @@ def minhash_bands(threshold: float, recall: float = 0.95, max_hashes: int = 112)
 
 
 def _filter_stage(specs: list[dict], cur: CurationConfig, data: Path, drops: dict) -> Stage:
-    """Read every source, then min_chars, the per-domain filters and decontamination; write survivors."""
+    """Read every source, then min_chars, decontamination and the per-domain filters; write survivors."""
     from datatrove.pipeline.writers import JsonlWriter
 
     from automixer.curate.filters import decontamination, domain_filters, exclusion_writer
@@ -47,7 +47,7 @@ def _filter_stage(specs: list[dict], cur: CurationConfig, data: Path, drops: dic
     drops["min_chars"] = ("filter", 1, None)
     named = domain_filters(cur, domains, data)
     if (dc := decontamination(cur, domains, data)) is not None:
-        named.append(dc)
+        named.insert(0, dc)  # first, so the report lists every contaminated document
     for name, step in named:
         drops[name] = ("filter", len(steps), None)
         steps.append(step)

@@ -96,6 +96,10 @@ def _execute(cfg: PipelineConfig, specs: list[dict], run_dir: Path, key: str, sa
     from automixer.curate.pipeline import build_stages, collect_drops, domain_counts, run_stages
 
     stages, drop_spec = build_stages(specs, cfg.curation, run_dir)
+    if cfg.curation.strict_offline:
+        from automixer.curate.assets import check_offline
+
+        check_offline([steps for _, steps, _, _ in stages])  # before any work: nothing may download
     run_stages(stages, run_dir, cfg.curation.workers, say)
     domains = sorted({s["domain"] for s in specs})
     say(f"curate: writing shards for {', '.join(domains)}")

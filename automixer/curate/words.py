@@ -298,12 +298,14 @@ class CachedWordTokenizer:
         groups: list[tuple[str, ...]] = []
         current: list[str] = []
         if hard:
+            joined = " ".join(hard)
             with self._nlp.memory_zone():
-                for tok in self._nlp.tokenizer(" ".join(hard)):
-                    current.append(tok.text)
-                    if tok.whitespace_:
-                        groups.append(tuple(current))
-                        current = []
+                spans = self._nlp.tokenizer(joined).to_array(["IDX", "LENGTH", "SPACY"]).tolist()
+            for start, length, space in spans:
+                current.append(joined[start : start + length])
+                if space:
+                    groups.append(tuple(current))
+                    current = []
             groups.append(tuple(current))
             if len(groups) != len(hard) or not all(groups):
                 return None

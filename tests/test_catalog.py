@@ -42,7 +42,7 @@ def test_all_views(tmp_path) -> None:
     _write_result(work, "run-002", "failed", {"code": 0.9, "web": 0.1}, {})
 
     con = open_catalog(work)
-    assert list_views(con) == ["drops", "manifest", "run_status", "runs", "shards"]
+    assert list_views(con) == ["documents", "drops", "manifest", "run_status", "runs", "shards"]
     by_domain = con.execute("SELECT domain, count(*), count(DISTINCT filename) FROM shards GROUP BY 1 ORDER BY 1")
     assert by_domain.fetchall() == [("code", 5, 3), ("web", 3, 1)]
     tokens = con.execute("SELECT sum(tokens) FROM manifest WHERE domain = 'web'").fetchone()[0]

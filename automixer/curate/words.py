@@ -180,6 +180,8 @@ class _AlternativeDispatch:
     (infix) or last (suffix, every alternative anchored by `$`), so results equal the full regex's.
     """
 
+    max_compiled = 12  # compiling a subset of a big affix regex takes ~10 ms
+
     def __init__(self, pattern: re.Pattern, suffix: bool, plain: frozenset[str]) -> None:
         from re import _constants as c  # type: ignore[attr-defined]
         from re import _parser
@@ -201,7 +203,7 @@ class _AlternativeDispatch:
         self._always = frozenset(i for i, t in enumerate(self.tests) if t is None)
         self._by_char: dict[str, frozenset[int]] = {}
         self._by_key: dict = {}
-        self._compiled: dict = {}
+        self._compiled: dict[frozenset[int], re.Pattern] = {}
 
     def _regex(self, key: str | frozenset[str]) -> re.Pattern | None:
         """The regex of the alternatives that could match a string whose key characters are `key`."""
@@ -212,12 +214,20 @@ class _AlternativeDispatch:
             if ch not in self._by_char:
                 self._by_char[ch] = frozenset(i for i, t in enumerate(self.tests) if t is not None and t.fullmatch(ch))
             keep.update(self._by_char[ch])
-        order = tuple(sorted(keep))
-        if order not in self._compiled:
-            source = "|".join(self.sources[i] for i in order)
-            self._compiled[order] = re.compile(source, self.pattern.flags) if order else None
-        self._by_key[key] = self._compiled[order]
-        return self._compiled[order]
+        self._by_key[key] = regex = self._pick(frozenset(keep))
+        return regex
+
+    def _pick(self, keep: frozenset[int]) -> re.Pattern | None:
+        """A compiled regex of `keep`'s alternatives, or of the fewest extra ones (they cannot match either)."""
+        if not keep:
+            return None
+        if keep not in self._compiled:
+            supersets = [k for k in self._compiled if k >= keep]
+            if supersets or len(self._compiled) >= self.max_compiled:
+                return self._compiled[min(supersets, key=len)] if supersets else self.pattern
+            source = "|".join(self.sources[i] for i in sorted(keep))
+            self._compiled[keep] = re.compile(source, self.pattern.flags)
+        return self._compiled[keep]
 
     def search(self, string: str) -> re.Match | None:
         """`pattern.search(string)` for a suffix regex."""

@@ -15,7 +15,7 @@ Stage = tuple[str, list, int, bool]
 """(stage name, datatrove pipeline steps, number of tasks, worth a process pool)."""
 
 
-def minhash_bands(threshold: float, recall: float = 0.95, max_hashes: int = 112) -> tuple[int, int]:
+def minhash_bands(threshold: float, recall: float = 0.9, max_hashes: int = 112) -> tuple[int, int]:
     """LSH (buckets, hashes per bucket) detecting a pair at the Jaccard threshold with probability >= `recall`,
     with the least false-positive mass below the threshold (fewest pairs under it flagged)."""
     s = np.linspace(0.0, 1.0, 2001)

@@ -173,7 +173,7 @@ class FastWebQualityFilter(BaseFilter):
         if reason is None and self.fw is not None:
             reason = self._fineweb(doc.text, memo, sig)
         if self.record_signals:
-            doc.metadata.update(sig)
+            doc.metadata.update((key, float(value)) for key, value in sig.items())
         return True if reason is None else (False, reason)
 
     def _gopher_quality(self, text: str, stats: WordStats, sig: Signals) -> str | None:

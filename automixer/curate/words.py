@@ -287,6 +287,9 @@ class CachedWordTokenizer:
         if type(tok) is SpaCyTokenizer and tok.config is None:
             self._nlp = SpaCyTokenizer(tok.language).tokenizer
             self._fast = type(self._nlp.tokenizer) is Tokenizer
+        rules = self._nlp.tokenizer.rules if self._fast else {}
+        if any(not r.isspace() and len(r.split()) != 1 for r in rules):  # an exception spanning whitespace
+            self._fast = False
         if self._fast:
             self._nlp.vocab.lex_attr_getters = {}  # lexical attributes play no part in splitting
             self._rules = self._nlp.tokenizer.rules
@@ -298,9 +301,8 @@ class CachedWordTokenizer:
         if len(self._cache) + len(missing) > self.max_cache:
             self._cache.clear()
         entries, hard = {}, []
-        letters, digits = (*self._alphabets, frozenset(), frozenset())[:2]
         for chunk in missing:
-            if (letters.issuperset(chunk) or digits.issuperset(chunk)) and chunk not in self._rules:
+            if chunk not in self._rules and any(a.issuperset(chunk) for a in self._alphabets):
                 plain = not PUNCTUATION_SET.issuperset(chunk)
                 entries[chunk] = ((chunk,), int(plain), len(chunk) * plain, int(any(map(str.isalpha, chunk))))
             else:
@@ -308,14 +310,16 @@ class CachedWordTokenizer:
         groups: list[tuple[str, ...]] = []
         current: list[str] = []
         if hard:
-            joined = " ".join(hard)
+            # one call for all new chunks; the newline tokens between them keep every chunk on its own
+            joined = "\n".join(hard)
             with self._nlp.memory_zone():
-                spans = self._nlp.tokenizer(joined).to_array(["IDX", "LENGTH", "SPACY"]).tolist()
-            for start, length, space in spans:
-                current.append(joined[start : start + length])
-                if space:
+                spans = self._nlp.tokenizer(joined).to_array(["IDX", "LENGTH"]).tolist()
+            for start, length in spans:
+                if joined[start] == "\n":
                     groups.append(tuple(current))
                     current = []
+                else:
+                    current.append(joined[start : start + length])
             groups.append(tuple(current))
             if len(groups) != len(hard) or not all(groups):
                 return None

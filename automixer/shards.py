@@ -19,8 +19,9 @@ SIGNALS: tuple[str, ...] = (
     "dup_line_frac", "dup_line_char_frac", "top_ngram_char_frac", "dup_ngram_char_frac", "c4_lines_kept_frac",
     "line_punct_ratio", "short_line_ratio", "char_dup_ratio", "list_ratio",
     # code and math (automixer.curate.domain_filters)
-    "max_line_length", "mean_line_length", "alnum_fraction", "encoded_data_fraction", "latex_fraction",
-    "digit_fraction",
+    "code_max_line_length", "code_mean_line_length", "code_alnum_fraction", "code_binary_fraction",
+    "code_encoded_fraction", "code_encoded_max_run", "math_n_chars", "math_digit_fraction", "math_latex_markers",
+    "math_dup_line_frac",
     # language (automixer.curate.language)
     "language_score",
 )  # fmt: skip

@@ -150,7 +150,7 @@ def test_exact_and_near_duplicates_removed_original_kept(curated: dict) -> None:
     assert "dups/orig" in ids
     assert "dups/exact_copy" not in ids
     assert "dups/near_copy" not in ids
-    assert sum(r["text"] == curated["orig"] for r in rows) == 1
+    assert sum(r["id"] == "dups/orig" for r in rows) == 1  # C4 may have trimmed lines of its text
     assert _passes_gopher(_near_copy(curated["orig"]))  # so dedup, not Gopher, removed it
     drops = curated["summary"]["drops"]
     assert drops["exact_dedup"]["exact_duplicate"] >= 1

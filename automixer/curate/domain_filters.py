@@ -27,7 +27,7 @@ AUTOGEN_MARKERS = (
 COMMENT_LEADERS = ("#", "//", "/*", "*", "--", ";", "%", "<!--", '"""', "'''", "!", "rem ")
 ENCODED_PATTERNS = (
     re.compile(r"[a-zA-Z0-9+/\n=]{64,}"),  # base64
-    re.compile(r"(?:\b(?:0x|\\x)?[0-9a-fA-F]{2}(?:,|\b\s*)){8,}"),  # hex bytes
+    re.compile(r"(?:\b(?:0x|\\x)?[0-9a-fA-F]{2}(?:,\s*|\b\s*)){8,}"),  # hex bytes
     re.compile(r"(?:\\u[0-9a-fA-F]{4}){8,}"),  # escaped unicode
 )
 # characters that do not occur in text files: C0 controls other than tab/newline/CR/form feed/VT, DEL, U+FFFD

@@ -105,9 +105,9 @@ def _repeated_chars(keys: list[str], n: int) -> int:
 
     Only n-grams occurring more than once can be hits, so the scan jumps between those positions.
     """
-    counts = Counter(keys)
-    if len(counts) == len(keys):
+    if len(set(keys)) == len(keys):
         return 0
+    counts = Counter(keys)
     repeated_at = compress(range(len(keys)), map((1).__lt__, map(counts.__getitem__, keys)))
     seen: set[str] = set()
     repeated, idx = 0, 0

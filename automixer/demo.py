@@ -44,7 +44,7 @@ PRESETS: dict[str, dict] = {
         "sweep": {"n_runs": 60, "workers": 2},
     },
     "tiny": {
-        "limits": {"code": 120, "web": 60, "math": 150},
+        "limits": {"code": 120, "web": 120, "math": 150},
         "synth": {"max_tasks": 6, "workers": 2},
         "tokenizer": {"vocab_size": 320, "sample_bytes": 300_000},
         "proxy": {
@@ -55,6 +55,7 @@ PRESETS: dict[str, dict] = {
             "batch_size": 8,
             "train_tokens": 8_000,
             "val_max_bytes": 5_000,
+            "val_fraction": 0.2,
             "threads": 1,
         },
         "sweep": {"n_runs": 8, "workers": 1},

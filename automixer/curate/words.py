@@ -38,9 +38,11 @@ class CachedWordTokenizer:
     spaCy's rule-based tokenizer splits the text at whitespace first and tokenizes each whitespace-free
     chunk on its own (no tokenizer exception of a blank pipeline contains whitespace with other text), so
     the words of a text are the concatenated words of its `str.split()` chunks. A chunk no exception,
-    prefix, suffix or infix rule applies to is one token (the rules' regexes are checked, once, to match
-    no character of its alphabet); every other distinct chunk is tokenized by spaCy once. Languages whose
-    tokenizer is not rule-based spaCy use datatrove directly.
+    prefix, suffix or infix rule applies to is one token (the rules' regexes are proven, once, to match
+    no string of its alphabet); a chunk that one prefix/suffix split turns into such a word is split as
+    spaCy's `_split_affixes` would; every other distinct chunk is tokenized by spaCy once (suffix and infix
+    regexes sped up by `AlternativeDispatch`). Languages whose tokenizer is not rule-based spaCy use
+    datatrove directly.
     """
 
     def __init__(self, language: str, max_cache: int = 1_000_000) -> None:

@@ -105,12 +105,17 @@ def test_check_offline_names_each_downloading_block_and_how(tmp_path: Path, monk
 
 
 def test_default_curation_steps_need_no_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datatrove.pipeline.filters import GopherQualityFilter
+
+    from automixer.config import CurationConfig
+    from automixer.curate.filters import DomainScoped, domain_filters
     from automixer.curate.source_reader import SourcesReader
-    from automixer.curate.steps import DomainGopherQuality, DomainGopherRepetition, MinCharsFilter
+    from automixer.curate.steps import MinCharsFilter
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     warc = {"name": "w", "domain": "web", "format": "warc", "base": str(tmp_path), "files": []}
-    steps = [SourcesReader([warc]), MinCharsFilter(200), DomainGopherQuality(["web"]), DomainGopherRepetition(["web"])]
+    defaults = [step for _, step in domain_filters(CurationConfig(), ["code", "math", "web"], tmp_path)]
+    steps = [SourcesReader([warc]), MinCharsFilter(200), *defaults, DomainScoped(GopherQualityFilter(), ["web"], "g")]
     stages = [("filter", [*steps, LanguageFilter(["en"], domains=["web"])], 2, True)]
     names = {a.name for a in check_offline(stages)}
     assert {"trafilatura HTML extraction", "py3langid model", "spaCy blank tokenizer rules (en)"} <= names

@@ -7,48 +7,11 @@ import re
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
-from datatrove.pipeline.filters.gopher_quality_filter import GopherQualityFilter
-from datatrove.pipeline.filters.gopher_repetition_filter import GopherRepetitionFilter
-from datatrove.utils.word_tokenizers import SpaCyTokenizer, WordTokenizer, strip_strings
+from datatrove.utils.word_tokenizers import WordTokenizer
 
 from automixer.curate.source_reader import SourcesReader  # noqa: F401  (re-exported: pipelines import it here)
 
 _WS = re.compile(r"\s+")
-
-
-class SpacyWordTokenizer(SpaCyTokenizer):
-    """spaCy's blank (offline, rule-based) English tokenizer, tuned for speed when only words are needed.
-
-    Unlike datatrove's default it skips the sentencizer and keeps the lexeme cache between documents
-    (about 2x faster; same tokens), rebuilding the pipeline when the cache grows past `max_lexemes`.
-    """
-
-    max_lexemes = 500_000
-
-    def __init__(self, language: str = "en") -> None:
-        super().__init__(language)
-
-    def word_tokenize(self, text: str) -> list[str]:
-        """Split a text into words exactly like datatrove's spaCy tokenizer does."""
-        if self._tokenizer is not None and len(self._tokenizer.vocab) > self.max_lexemes:
-            self._tokenizer = None
-        nlp = self.tokenizer
-        try:
-            tokens = nlp.tokenizer(text)
-        except Exception:
-            if "IS_ALPHA" not in text:
-                raise
-            tokens = nlp.tokenizer(text.replace("IS_ALPHA", ""))
-        return strip_strings([tok.text for tok in tokens])
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_tokenizer": None}
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.language == self.language
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, self.language))
 
 
 class SplitWordTokenizer(WordTokenizer):
@@ -120,27 +83,3 @@ class MinCharsFilter(BaseFilter):
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         """Keep documents with at least `min_chars` non-edge characters."""
         return True if len(doc.text.strip()) >= self.min_chars else (False, "below_min_chars")
-
-
-class DomainGopherQuality(GopherQualityFilter):
-    """Datatrove's Gopher quality filter, applied only to documents of the given domains."""
-
-    def __init__(self, domains: list[str]) -> None:
-        super().__init__(language=SpacyWordTokenizer("en"))
-        self.domains = sorted(domains)
-
-    def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        """Gopher quality rules for filtered domains; other domains pass."""
-        return super().filter(doc) if doc.metadata.get("domain") in self.domains else True
-
-
-class DomainGopherRepetition(GopherRepetitionFilter):
-    """Datatrove's Gopher repetition filter, applied only to documents of the given domains."""
-
-    def __init__(self, domains: list[str]) -> None:
-        super().__init__(language=SpacyWordTokenizer("en"))
-        self.domains = sorted(domains)
-
-    def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        """Gopher repetition rules for filtered domains; other domains pass."""
-        return super().filter(doc) if doc.metadata.get("domain") in self.domains else True

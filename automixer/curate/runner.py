@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from automixer.config import PipelineConfig
@@ -37,25 +38,28 @@ def _shard_pattern(domain: str) -> re.Pattern:
     return re.compile(rf"^{re.escape(domain)}-[0-9a-f]{{8}}-\d{{5}}\.parquet$")
 
 
-def read_final_docs(run_dir: Path) -> dict[str, list[dict]]:
-    """Documents that survived every stage, grouped by domain in source/file/position order."""
-    by_domain: dict[str, list[tuple]] = {}
-    for path in sorted((run_dir / "data" / "final").glob("*.jsonl")):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                rec = json.loads(line)
-                meta = rec["metadata"]
-                by_domain.setdefault(meta["domain"], []).append((tuple(meta["order"]), doc_row(rec)))
-    return {d: [row for _, row in sorted(rows, key=lambda x: x[0])] for d, rows in by_domain.items()}
+def _ordered(path: Path, domain: str) -> Iterator[tuple[tuple, dict]]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            rec = json.loads(line)
+            if rec["metadata"]["domain"] == domain:
+                yield tuple(rec["metadata"]["order"]), doc_row(rec)
+
+
+def read_final_docs(run_dir: Path, domain: str) -> Iterator[dict]:
+    """Surviving documents of one domain in source/file/position order, streamed (k-way merge of task files)."""
+    files = sorted((run_dir / "data" / "final").glob("*.jsonl"))
+    for _, row in heapq.merge(*(_ordered(p, domain) for p in files), key=lambda x: x[0]):
+        yield row
 
 
 def write_domain_shards(cfg: PipelineConfig, run_dir: Path, key: str, domains: list[str]) -> dict[str, list[Path]]:
     """Write each domain's surviving documents as zstd Parquet shards named after the run key."""
-    docs = read_final_docs(run_dir)
-    out: dict[str, list[Path]] = {}
-    for d in domains:
-        out[d] = write_shards(docs.get(d, []), cfg.path("shards", d), d, f"{d}-{key[:8]}", cfg.curation.shard_docs)
-    return out
+    shard_docs = cfg.curation.shard_docs
+    return {
+        d: write_shards(read_final_docs(run_dir, d), cfg.path("shards", d), d, f"{d}-{key[:8]}", shard_docs)
+        for d in domains
+    }
 
 
 def remove_stale_shards(cfg: PipelineConfig, keep: set[Path]) -> list[Path]:

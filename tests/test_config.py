@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from automixer.config import ConfigError, PipelineConfig, load_config
+from automixer.config import ConfigError, PipelineConfig, config_from_dict, load_config
 from automixer.demo import demo_config
 
 
@@ -55,3 +55,12 @@ def test_defaults_are_valid():
     cfg = PipelineConfig()
     assert cfg.domains == ["code", "math", "web", "synthetic"]
     assert cfg.path("shards").as_posix().endswith("runs/default/shards")
+
+
+def test_readme_example_config_is_valid():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    cfg = config_from_dict(yaml.safe_load(block), where="README example")
+    assert {s.format for s in cfg.sources} == {"jsonl", "parquet", "hf", "warc"}

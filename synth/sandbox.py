@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 import shutil
@@ -31,6 +32,22 @@ class SandboxResult:
     wall_s: float
     killed_by: str | None
     """`wall_timeout`, or the signal that ended the process (e.g. SIGXCPU, SIGKILL); None on a normal exit."""
+    isolation: str = "process-group+rlimits"
+    """What isolated the run: always its own process group with resource limits, a scrubbed environment
+    and a private working dir; `+netns` when it also ran in an empty network namespace (no network)."""
+
+
+@functools.cache
+def netns_prefix() -> tuple[str, ...]:
+    """The command prefix that runs a child in its own empty network namespace, or () where not allowed."""
+    exe = shutil.which("unshare")
+    if exe is None:
+        return ()
+    try:
+        ok = subprocess.run([exe, "--net", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    return (exe, "--net", "--") if ok else ()
 
 
 def scrubbed_env(workdir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -143,27 +160,33 @@ def run_sandboxed(
     max_procs: int = 32,
     max_files: int = 256,
     env: Mapping[str, str] | None = None,
+    network: bool = False,
 ) -> SandboxResult:
-    """Run `cmd` in `workdir` (a fresh temp dir when None) under limits; kill its whole group on timeout."""
+    """Run `cmd` in `workdir` (a fresh temp dir when None) under limits; kill its whole group on timeout.
+
+    Without `network`, the command runs in an empty network namespace where the machine allows it
+    (recorded in `SandboxResult.isolation`)."""
     if not cmd:
         raise ValueError("run_sandboxed: cmd is empty")
     if workdir is None:
         with private_dir() as tmp:
             return run_sandboxed(
                 cmd, tmp, timeout_s=timeout_s, memory_mb=memory_mb, cpu_s=cpu_s, max_file_mb=max_file_mb,
-                max_procs=max_procs, max_files=max_files, env=env,
+                max_procs=max_procs, max_files=max_files, env=env, network=network,
             )  # fmt: skip
     workdir = Path(workdir).resolve()
     if not workdir.is_dir():
         raise FileNotFoundError(f"run_sandboxed: working directory {workdir} does not exist")
     cpu = cpu_s if cpu_s is not None else int(timeout_s) + 1
     preexec = _limiter(cpu, memory_mb, max_file_mb, _user_tasks() + max_procs, max_files)
+    prefix = () if network else netns_prefix()
+    isolation = "process-group+rlimits" + ("+netns" if prefix else "")
     with private_dir("sandbox-io-") as io_dir:
         out_path, err_path = io_dir / "stdout", io_dir / "stderr"
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             start = time.monotonic()
             proc = subprocess.Popen(
-                cmd, cwd=workdir, env=scrubbed_env(workdir, env), stdin=subprocess.DEVNULL, stdout=out,
+                [*prefix, *cmd], cwd=workdir, env=scrubbed_env(workdir, env), stdin=subprocess.DEVNULL, stdout=out,
                 stderr=err, start_new_session=True, preexec_fn=preexec, close_fds=True,
             )  # fmt: skip
             timed_out = False
@@ -179,4 +202,5 @@ def run_sandboxed(
             wall = time.monotonic() - start
         rc = proc.returncode
         killed_by = "wall_timeout" if timed_out else (_signal_name(-rc) if rc < 0 else None)
-        return SandboxResult(rc, _read_capped(out_path), _read_capped(err_path), timed_out, wall, killed_by)
+        out, err = _read_capped(out_path), _read_capped(err_path)
+        return SandboxResult(rc, out, err, timed_out, wall, killed_by, isolation)

@@ -7,6 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from synth.sandbox import SAFE_PATH, run_sandboxed
 
 
@@ -97,3 +99,28 @@ def test_resource_limits_are_applied(tmp_path: Path) -> None:
     assert got["RLIMIT_NOFILE"] == 50
     assert got["RLIMIT_NPROC"] >= 9
     assert got["session_leader"], "the child did not run in its own session / process group"
+
+
+def test_no_network_inside_the_sandbox_where_namespaces_are_allowed(tmp_path: Path) -> None:
+    import socket
+
+    from synth.sandbox import netns_prefix
+
+    if not netns_prefix():
+        pytest.skip("this machine does not allow network namespaces; isolation is recorded without +netns")
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    probe = (
+        "import socket\n"
+        "try:\n"
+        f"    socket.create_connection(('127.0.0.1', {port}), timeout=2).close(); print('connected')\n"
+        "except OSError as e:\n"
+        "    print('refused', e.errno)\n"
+    )
+    try:
+        isolated = run_sandboxed([sys.executable, "-c", probe], tmp_path, timeout_s=10)
+        allowed = run_sandboxed([sys.executable, "-c", probe], tmp_path, timeout_s=10, network=True)
+    finally:
+        server.close()
+    assert isolated.isolation.endswith("+netns") and isolated.stdout.startswith("refused")
+    assert allowed.isolation == "process-group+rlimits" and allowed.stdout.startswith("connected")

@@ -107,43 +107,38 @@ def demo(
     _print_mixture(out["proposal"]["spec"], out["proposal"]["path"])
 
 
+def _stage(config: Path, flow_path: str, preflight: str | None = None) -> None:
+    """Load the config, run the cheap `preflight` check (module:function), then the flow; print its summary."""
+    import importlib
+
+    _prefect_env()
+    cfg = _load(config)
+    if preflight:
+        mod, fn = preflight.split(":")
+        check = getattr(importlib.import_module(mod), fn)
+        _run(lambda: check(cfg))  # fail fast, before a Prefect run starts
+    mod, fn = flow_path.split(":")
+    flow = getattr(importlib.import_module(mod), fn)
+    out = _run(lambda: flow(cfg))
+    typer.echo(json.dumps(out, indent=2, default=str))
+
+
 @app.command()
 def curate(config: ConfigOpt) -> None:
     """Read, filter, deduplicate and shard the configured sources."""
-    _prefect_env()
-    cfg = _load(config)
-    from automixer.curate import check_sources
-
-    _run(lambda: check_sources(cfg))  # fail fast, before a Prefect run starts
-    from flows.curate import curate_flow
-
-    out = _run(lambda: curate_flow(cfg))
-    typer.echo(json.dumps(out, indent=2, default=str))
+    _stage(config, "flows.curate:curate_flow", "automixer.curate:check_sources")
 
 
 @app.command()
 def synth(config: ConfigOpt) -> None:
     """Generate, verify and render synthetic coding tasks into the `synthetic` domain."""
-    _prefect_env()
-    cfg = _load(config)
-    from flows.synthesize import synthesize_flow
-
-    out = _run(lambda: synthesize_flow(cfg))
-    typer.echo(json.dumps(out, indent=2, default=str))
+    _stage(config, "flows.synthesize:synthesize_flow")
 
 
 @app.command()
 def sweep(config: ConfigOpt) -> None:
     """Tokenize, sample mixtures and train one proxy per mixture (finished runs are skipped)."""
-    _prefect_env()
-    cfg = _load(config)
-    from automixer.stages import check_shards
-
-    _run(lambda: check_shards(cfg))  # fail fast, before a Prefect run starts
-    from flows.sweep import sweep_flow
-
-    out = _run(lambda: sweep_flow(cfg))
-    typer.echo(json.dumps(out, indent=2, default=str))
+    _stage(config, "flows.sweep:sweep_flow", "automixer.stages:check_shards")
 
 
 @app.command()

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING
 from automixer.io import done_marker, stable_hash, write_json_atomic, write_parquet_atomic, write_text_atomic
 from synth.discover import SourceFile, discover, source_paths
 from synth.mutate import OPERATORS, Mutation, MutationError, mutate
+from synth.sandbox import isolation_level
 from synth.task import Task, make_patch, tasks_table
 from synth.verify import Limits, classify, run_tests, test_command, workspace_files
 
 if TYPE_CHECKING:
     from automixer.config import SynthConfig
 
-SYNTH_VERSION = "1"
+SYNTH_VERSION = "2"
 """Bump when generation changes in a way that changes its output (invalidates completion markers)."""
 
 
@@ -140,6 +141,7 @@ def evaluate(c: Candidate, baselines: Baselines) -> tuple[str | None, Task | Non
         source_path=sf.rel, module=sf.module, function=c.function, operator=c.operator, seed=c.seed,
         description=c.mutation.description, files=broken, test_command=command, fail_to_pass=failing,
         pass_to_pass=passing, gold_patch=make_patch(broken, workspace_files(sf.module, sf.text)),
+        isolation=isolation_level(),
     )  # fmt: skip
     return None, task
 

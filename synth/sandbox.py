@@ -37,6 +37,11 @@ class SandboxResult:
     and a private working dir; `+netns` when it also ran in an empty network namespace (no network)."""
 
 
+def isolation_level(network: bool = False) -> str:
+    """The isolation a sandboxed run gets on this machine (what `SandboxResult.isolation` will say)."""
+    return "process-group+rlimits" + ("+netns" if not network and netns_prefix() else "")
+
+
 @functools.cache
 def netns_prefix() -> tuple[str, ...]:
     """The command prefix that runs a child in its own empty network namespace, or () where not allowed."""
@@ -180,7 +185,7 @@ def run_sandboxed(
     cpu = cpu_s if cpu_s is not None else int(timeout_s) + 1
     preexec = _limiter(cpu, memory_mb, max_file_mb, _user_tasks() + max_procs, max_files)
     prefix = () if network else netns_prefix()
-    isolation = "process-group+rlimits" + ("+netns" if prefix else "")
+    isolation = isolation_level(network)
     with private_dir("sandbox-io-") as io_dir:
         out_path, err_path = io_dir / "stdout", io_dir / "stderr"
         with open(out_path, "wb") as out, open(err_path, "wb") as err:

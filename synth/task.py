@@ -23,6 +23,7 @@ TASK_SCHEMA = pa.schema(
         pa.field("fail_to_pass", pa.list_(pa.string()), nullable=False),
         pa.field("pass_to_pass", pa.list_(pa.string()), nullable=False),
         pa.field("gold_patch", pa.string(), nullable=False),
+        pa.field("isolation", pa.string(), nullable=False),
     ]
 )
 """Columns of `tasks.parquet`, one row per verified task."""
@@ -49,6 +50,8 @@ class Task:
     pass_to_pass: list[str] = field(default_factory=list)
     gold_patch: str = ""
     """Unified diff from the broken workspace to the fixed one."""
+    isolation: str = ""
+    """How isolated the sandbox runs that verified this task were (`synth.sandbox.isolation_level`)."""
 
     def to_row(self) -> dict:
         """This task as a row of TASK_SCHEMA."""
@@ -59,7 +62,7 @@ class Task:
     @classmethod
     def from_row(cls, row: dict) -> Task:
         """A task from a row of TASK_SCHEMA (as given by `Table.to_pylist()`)."""
-        data = dict(row)
+        data = {k: v for k, v in row.items() if k in cls.__dataclass_fields__}
         files = data["files"]
         data["files"] = dict(files) if not isinstance(files, dict) else files
         for key in ("test_command", "fail_to_pass", "pass_to_pass"):

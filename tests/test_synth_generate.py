@@ -102,6 +102,16 @@ def test_report_accounts_for_every_candidate(algo_run: tuple[Path, dict]) -> Non
     assert report["stopped"] == "max_tasks"
 
 
+def test_tasks_record_the_sandbox_isolation_level(algo_run: tuple[Path, dict]) -> None:
+    from synth.sandbox import isolation_level, netns_prefix
+    from synth.task import read_tasks
+
+    tasks_path, _ = algo_run
+    levels = {t.isolation for t in read_tasks(tasks_path)}
+    assert levels == {isolation_level()}
+    assert ("+netns" in levels.pop()) == bool(netns_prefix())
+
+
 def test_same_seed_gives_identical_tasks_whatever_the_workers_and_rerun_skips(
     algo_dir: Path, algo_run: tuple[Path, dict], tmp_path: Path
 ) -> None:

@@ -314,13 +314,13 @@ def _format_errors(err: ValidationError, where: str) -> str:
 
 def load_config(path: str | Path, overrides: dict | None = None) -> PipelineConfig:
     """Load and validate a pipeline config from YAML, raising ConfigError with field names on failure."""
+    from automixer.io import read_structured
+
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        raw = read_structured(path, "config file") or {}
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     return config_from_dict({**raw, **(overrides or {})}, where=str(path))

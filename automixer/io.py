@@ -77,3 +77,18 @@ def stable_hash(*parts: str) -> str:
 def done_marker(folder: str | Path) -> Path:
     """The completion marker of a stage's output folder."""
     return Path(folder) / "_DONE"
+
+
+def read_structured(path: str | Path, what: str, missing_hint: str = "") -> Any:
+    """Parse a YAML or JSON file (by suffix), raising FileNotFoundError / ValueError that name the file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}" + (f"; {missing_hint}" if missing_hint else ""))
+    try:
+        if path.suffix == ".json":
+            return json.loads(path.read_text())
+        return yaml.safe_load(path.read_text())
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from exc

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from automixer.io import write_text_atomic
+from automixer.io import read_structured, write_text_atomic
 
 SUM_TOL = 1e-6
 
@@ -88,12 +88,7 @@ def write_mixture(spec: MixtureSpec, mixtures_dir: str | Path) -> Path:
 def read_mixture(path: str | Path) -> MixtureSpec:
     """Read and validate a mixture spec YAML."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mixture spec not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path} is not valid YAML: {exc}") from exc
+    raw = read_structured(path, "mixture spec")
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a mixture spec must be a mapping with name, weights and target")
     try:

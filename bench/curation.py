@@ -13,7 +13,6 @@ documents per second of this process's CPU time. Parity: same keep/drop, same fi
 from __future__ import annotations
 
 import argparse
-import copy
 import gzip
 import itertools
 import json
@@ -45,20 +44,11 @@ def load_documents(pages: int) -> list:
 
 
 def run_chain(filters: list, docs: list) -> tuple[list[tuple], float, float]:
-    """Apply filters in order to copies of docs: per-doc (reason or None, final text), CPU s, wall s."""
-    from datatrove.pipeline.filters.base_filter import get_filter_result
+    """The chain's (reason, text) per document, with its CPU and wall seconds."""
+    from automixer.curate.quality import apply_chain
 
-    docs = copy.deepcopy(docs)
-    out = []
     cpu, wall = time.process_time(), time.perf_counter()
-    for doc in docs:
-        reason = None
-        for f in filters:
-            keep, why = get_filter_result(f.filter(doc))
-            if not keep:
-                reason = why
-                break
-        out.append((reason, doc.text))
+    out = apply_chain(filters, docs)
     return out, time.process_time() - cpu, time.perf_counter() - wall
 
 

@@ -24,7 +24,7 @@ from datatrove.pipeline.filters.base_filter import get_filter_result
 from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate, find_top_duplicate, get_n_grams
 from datatrove.utils.text import split_into_words
 
-from automixer.curate.quality import QUALITY_SIGNALS, FastWebQualityFilter, _NGrams, _repeated_chars
+from automixer.curate.quality import QUALITY_SIGNALS, FastWebQualityFilter, _NGrams, _repeated_chars, apply_chain
 from automixer.curate.spacy_affixes import ALPHABETS, AlternativeDispatch, plain_alphabets
 from automixer.curate.words import CachedWordTokenizer
 
@@ -49,24 +49,10 @@ def web_docs(shared_data: Path) -> list[Document]:
     return docs
 
 
-def _chain(filters: list, docs: list[Document]) -> list[tuple[str | None, str]]:
-    """Run filters in order on copies of docs: (first drop reason or None, final text) per doc."""
-    out = []
-    for doc in copy.deepcopy(docs):
-        reason = None
-        for f in filters:
-            keep, why = get_filter_result(f.filter(doc))
-            if not keep:
-                reason = why
-                break
-        out.append((reason, doc.text))
-    return out
-
-
 def test_parity_with_datatrove_chain_on_shared_web_corpus(web_docs: list[Document]) -> None:
     reference = [GopherQualityFilter(), GopherRepetitionFilter(), C4QualityFilter(), FineWebQualityFilter()]
-    expected = _chain(reference, web_docs)
-    got = _chain([FastWebQualityFilter()], web_docs)
+    expected = apply_chain(reference, web_docs)
+    got = apply_chain([FastWebQualityFilter()], web_docs)
     assert len(web_docs) >= 697 + 20 + 40
     mismatches = [(d.id, e[0], g[0]) for d, e, g in zip(web_docs, expected, got, strict=True) if e != g]
     assert mismatches == []
@@ -97,8 +83,8 @@ def test_parity_with_non_default_options(web_docs: list[Document], options: dict
         (FineWebQualityFilter, "fineweb"),
     ]
     reference = [cls(**options.get(key, {})) for cls, key in blocks if options.get(key, True) is not False]
-    expected = _chain(reference, docs)
-    assert _chain([FastWebQualityFilter(**options)], docs) == expected
+    expected = apply_chain(reference, docs)
+    assert apply_chain([FastWebQualityFilter(**options)], docs) == expected
     assert len({r for r, _ in expected}) >= 3
 
 

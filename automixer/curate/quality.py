@@ -220,20 +220,18 @@ class FastWebQualityFilter(BaseFilter):
         o = self.gr
         if not text:
             return "empty"
-        paragraphs = o.paragraph_exp.split(text.strip())
-        dups, chars = find_duplicates(paragraphs)
-        sig["dup_para_frac"], sig["dup_para_char_frac"] = dups / len(paragraphs), chars / len(text)
-        if o.dup_para_frac and sig["dup_para_frac"] > o.dup_para_frac:
-            return "dup_para_frac"
-        if o.dup_para_char_frac and sig["dup_para_char_frac"] > o.dup_para_char_frac:
-            return "dup_para_char_frac"
-        lines = o._line_splitter.split(text)
-        dups, chars = find_duplicates(lines)
-        sig["dup_line_frac"], sig["dup_line_char_frac"] = dups / len(lines), chars / len(text)
-        if o.dup_line_frac and sig["dup_line_frac"] > o.dup_line_frac:
-            return "dup_line_frac"
-        if o.dup_line_char_frac and sig["dup_line_char_frac"] > o.dup_line_char_frac:
-            return "dup_line_char_frac"
+        for unit, split, part_text in (
+            ("para", o.paragraph_exp.split, text.strip()),
+            ("line", o._line_splitter.split, text),
+        ):
+            parts = split(part_text)  # lines are split only once the paragraph rules have passed
+            dups, chars = find_duplicates(parts)
+            frac, char_frac = f"dup_{unit}_frac", f"dup_{unit}_char_frac"
+            sig[frac], sig[char_frac] = dups / len(parts), chars / len(text)
+            if getattr(o, frac) and sig[frac] > getattr(o, frac):
+                return frac
+            if getattr(o, char_frac) and sig[char_frac] > getattr(o, char_frac):
+                return char_frac
         grams = _NGrams(self._words(text, o.language, memo).words)
         for n, n_frac in o.top_n_grams:
             n_grams = grams.spaced(n)
@@ -330,3 +328,21 @@ class FastWebQualityFilter(BaseFilter):
         if sig["list_ratio"] > o.new_line_ratio:
             return "list_ratio"
         return None
+
+
+def apply_chain(filters: list[BaseFilter], docs: list[Document]) -> list[tuple[str | None, str]]:
+    """Run filters in order on copies of docs: (first drop reason or None, final text) per document."""
+    import copy
+
+    from datatrove.pipeline.filters.base_filter import get_filter_result
+
+    out: list[tuple[str | None, str]] = []
+    for doc in copy.deepcopy(docs):
+        reason = None
+        for f in filters:
+            keep, why = get_filter_result(f.filter(doc))
+            if not keep:
+                reason = why
+                break
+        out.append((reason, doc.text))
+    return out

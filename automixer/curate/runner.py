@@ -13,7 +13,8 @@ from pathlib import Path
 from automixer.config import PipelineConfig
 from automixer.curate.outputs import doc_row, write_exclusions, write_reports
 from automixer.io import done_marker, sha256_file, stable_hash, write_json_atomic, write_text_atomic
-from automixer.shards import build_manifest, write_shards
+from automixer.shards import write_shards
+from automixer.stages import refresh_manifest
 
 CURATION_VERSION = "2"
 """Bumped when the pipeline changes in a way that invalidates earlier output."""
@@ -164,7 +165,7 @@ def run_curation(cfg: PipelineConfig, progress: Callable[[str], None] | None = N
     drops_path = curation_dir / "drops.json"
     if not drops_path.is_file() or json.loads(drops_path.read_text()) != result["drops"]:
         write_json_atomic(drops_path, result["drops"])
-    build_manifest(cfg.path("shards"), extra={"drops": result["drops"]})
+    refresh_manifest(cfg)
     _prune_old_runs(curation_dir, run_dir)
     return {
         "domains": result["domains"],

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from automixer.io import write_text_atomic
+from automixer.io import read_structured, write_text_atomic
 
 MAX_REJECTS_IN_A_ROW = 5000
 
@@ -101,12 +101,7 @@ def write_design(design: list[dict], path: str | Path) -> Path:
 def read_design(path: str | Path) -> list[dict]:
     """Read a design written by `write_design`, checking its shape."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"sweep design not found: {path}; run `automixer sweep` to create it")
-    try:
-        design = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    design = read_structured(path, "sweep design", "run `automixer sweep` to create it")
     _check_design(design, str(path))
     return design
 

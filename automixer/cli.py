@@ -233,6 +233,51 @@ def propose(
     _print_mixture(spec.model_dump(mode="json"), str(path))
 
 
+sandbox_app = typer.Typer(help="Run programs in the synth sandbox.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+SANDBOX_OUTPUT_CHARS = 4000
+"""The CLI prints at most this much of the program's stdout and of its stderr (head and tail)."""
+
+
+def _clip(text: str, limit: int = SANDBOX_OUTPUT_CHARS) -> str:
+    half = limit // 2
+    return text if len(text) <= limit else f"{text[:half]}\n...[{len(text) - 2 * half} chars cut]...\n{text[-half:]}"
+
+
+@sandbox_app.command("run")
+def sandbox_run(
+    file: Annotated[Path, typer.Argument(help="Python file to run (alone, as the main script).")],
+    timeout: Annotated[float, typer.Option("--timeout", help="Wall timeout in seconds.")] = 10.0,
+    memory_mb: Annotated[int, typer.Option("--memory-mb", help="Address-space limit in MB.")] = 1024,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run FILE.py in the sandbox; print its status, exit code, output, wall time and isolation level.
+
+    Exits 0 when the program's status is ok, 1 otherwise, 2 on a usage error."""
+    if not file.is_file():
+        _fail(f"no such file: {file}")
+    if timeout <= 0 or memory_mb <= 0:
+        _fail("--timeout and --memory-mb must be positive")
+    from synth.execute import Limits, execute
+
+    source = _run(lambda: file.read_text(encoding="utf-8"))
+    res = execute(
+        {file.name: source}, ["python", "-s", "-P", file.name], Limits(timeout_s=timeout, memory_mb=memory_mb)
+    )
+    out = {
+        "status": res.status, "exit_code": res.returncode, "stdout": _clip(res.stdout), "stderr": _clip(res.stderr),
+        "wall_s": round(res.wall_s, 4), "isolation": res.isolation,
+    }  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(out))
+    else:
+        typer.echo(f"{file.name}: {res.status} (exit {res.returncode}) in {res.wall_s:.3f} s [{res.isolation}]")
+        for name in ("stdout", "stderr"):
+            if out[name]:
+                typer.echo(f"--- {name}\n{out[name].rstrip()}")
+    raise typer.Exit(0 if res.status == "ok" else 1)
+
+
 def main() -> None:
     """Entry point for `python -m automixer`."""
     app(prog_name="automixer")

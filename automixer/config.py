@@ -128,17 +128,61 @@ class CurationConfig(_Strict):
         return self
 
 
+class LLMConfig(_Strict):
+    """An optional OpenAI-compatible chat endpoint that writes problem statements (off by default)."""
+
+    enabled: bool = False
+    """Ask the endpoint for problem statements; with it off, template statements are used."""
+    base_url: str = "http://127.0.0.1:8000/v1"
+    """Base URL of the OpenAI-compatible API (e.g. a local vLLM or Ollama server)."""
+    model: str = ""
+    """Model name sent in each request."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Environment variable holding the API key (may be unset for local servers)."""
+    timeout_s: float = Field(default=30.0, gt=0)
+    """Timeout of one HTTP request."""
+    retries: int = Field(default=2, ge=0)
+    """Retries after a timeout, a 429/5xx answer or a malformed response."""
+    max_tokens: int = Field(default=400, ge=16)
+    """Upper bound on the length of one generated statement."""
+
+
+FAMILY_NAMES = ("bugfix", "implement", "cross_module", "rename", "version_pin", "nondeterministic")
+
+
 class SynthConfig(_Strict):
     """Verifiable synthetic coding tasks."""
 
     enabled: bool = True
     """Generate the `synthetic` domain."""
     sources: list[str] = ["stdlib"]
-    """Where functions with doctests come from: `stdlib` (Python's standard library) or folders/globs of .py files."""
+    """Where real functions with doctests come from: `stdlib`, folders/globs of .py files, or JSONL(.gz) corpora of
+    `{repo, path, commit, text}` records."""
     max_tasks: int = Field(default=200, ge=1)
-    """Stop after this many verified tasks."""
+    """Stop after this many verified tasks (over all families)."""
+    families: dict[str, float] = {
+        "bugfix": 0.6, "implement": 0.2, "cross_module": 0.05, "rename": 0.05, "version_pin": 0.05,
+        "nondeterministic": 0.05,
+    }  # fmt: skip
+    """Share of `max_tasks` per family (normalised); a family absent or at 0 is not generated."""
     mutants_per_function: int = Field(default=2, ge=1)
-    """Mutants tried per function."""
+    """Bug-fix mutants tried per function."""
+    min_statements: int = Field(default=3, ge=1)
+    """Complexity gate: bug-fix functions need at least this many statements in their body."""
+    min_mutation_score: float = Field(default=0.8, ge=0, le=1)
+    """Test-strength gate: the kept tests must kill this share of fresh mutants of the reference."""
+    gate_mutants: int = Field(default=10, ge=1)
+    """Fresh mutants of the reference per test-strength gate."""
+    flaky_runs: int = Field(default=3, ge=1)
+    """Runs of each state (shuffled order, different PYTHONHASHSEED) to detect unstable tests."""
+    eval_sets: list[EvalSetConfig] = []
+    """HumanEval / MBPP sets to decontaminate tasks against (n-gram overlap and normalised-AST hash); none: off."""
+    ngram: int = Field(default=10, ge=3)
+    """Token n-gram length of the decontamination overlap check."""
+    max_ngram_overlap: float = Field(default=0.5, gt=0, le=1)
+    """A function sharing more than this share of its n-grams with an eval item counts as contaminated."""
+    llm: LLMConfig = LLMConfig()
+    """Optional LLM that writes problem statements."""
     timeout_s: float = Field(default=10.0, gt=0)
     """Wall timeout of one sandboxed test run."""
     memory_mb: int = Field(default=1024, ge=64)
@@ -147,6 +191,15 @@ class SynthConfig(_Strict):
     """Sandboxed verifications run at once."""
     seed: int = 0
     """Seed for function and operator choice."""
+
+    @model_validator(mode="after")
+    def _known_families(self) -> SynthConfig:
+        unknown = sorted(set(self.families) - set(FAMILY_NAMES))
+        if unknown:
+            raise ValueError(f"synth.families: unknown {unknown}; known: {list(FAMILY_NAMES)}")
+        if any(w < 0 for w in self.families.values()) or not any(w > 0 for w in self.families.values()):
+            raise ValueError("synth.families: weights must be >= 0 with at least one > 0")
+        return self
 
 
 class TokenizerConfig(_Strict):

@@ -10,7 +10,7 @@ from automixer.config import PipelineConfig
 
 @task(name="generate-tasks")
 def generate_tasks_task(config: PipelineConfig) -> dict:
-    """Mutate doctested functions, keep the mutants their tests catch; return the generation report."""
+    """Build, verify and gate tasks of every family; return the generation report."""
     from synth import generate_tasks
 
     logger = get_run_logger()
@@ -21,8 +21,9 @@ def generate_tasks_task(config: PipelineConfig) -> dict:
 
     report = generate_tasks(config.synth, config.path("tasks"), progress=progress)
     logger.info(
-        "kept %d of %d candidates (%s); rejected: %s",
-        report["kept"], report["candidates_tried"], "cached" if report.get("skipped") else "new", report["rejected"],
+        "kept %d of %d candidates (%s); per family: %s",
+        report["kept"], report["candidates_tried"], "cached" if report.get("skipped") else "new",
+        {name: f"{f['kept']}/{f['tried']}" for name, f in report["families"].items()},
     )  # fmt: skip
     return report
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import ast
 import glob
+import gzip
+import json
 import os
+import platform
 import sys
 import sysconfig
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +38,8 @@ STDLIB_SKIP_MODULES = frozenset(
 """Standard-library modules skipped: their doctests need the network, a GUI, the file system or a terminal."""
 
 MAX_FILE_BYTES = 400_000
-RESERVED_MODULE = "run_doctests"
-"""The workspace's runner script; a module of that name would collide with it."""
+RESERVED_MODULES = frozenset({"run_tests", "run_doctests", "label", "conftest"})
+"""Names of scripts synth writes into workspaces; a module of that name would collide with them."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,10 @@ class SourceFile:
     """Qualnames (`func`, `Class.method`) whose own docstring has doctest examples."""
     covered: tuple[str, ...]
     """The module's other functions: its doctests may still exercise them."""
+    repo: str = ""
+    """Repository the file comes from (`stdlib` for the standard library; `` for a local folder)."""
+    commit: str = ""
+    """Commit of that repository (the Python version for `stdlib`; `` when unknown)."""
 
 
 def stdlib_root() -> Path:
@@ -93,15 +101,64 @@ def _pattern_files(source: str) -> list[tuple[str, Path]]:
     return [(f"{label}/{p.relative_to(root).as_posix()}", p) for p in files if p.suffix == ".py"]
 
 
+def _is_corpus(source: str) -> bool:
+    return source.endswith((".jsonl", ".jsonl.gz"))
+
+
 def source_paths(sources: list[str]) -> list[tuple[str, Path]]:
-    """(stable name, path) of every .py file named by `sources` (`stdlib`, folders, files or globs), sorted."""
+    """(stable name, path) of every .py file named by `sources` (`stdlib`, folders, files or globs), sorted.
+
+    JSONL corpora are listed as one entry each, under their own file name."""
     if not sources:
-        raise ValueError("synth.sources is empty; use ['stdlib'] or folders/globs of .py files")
+        raise ValueError("synth.sources is empty; use ['stdlib'], folders/globs of .py files or JSONL corpora")
     seen: dict[str, Path] = {}
     for source in sources:
+        if _is_corpus(source):
+            path = Path(source)
+            if not path.is_file():
+                raise FileNotFoundError(f"synth.sources: corpus {source!r} does not exist")
+            seen.setdefault(f"corpus:{path.name}", path)
+            continue
         for rel, path in _stdlib_files() if source == "stdlib" else _pattern_files(source):
             seen.setdefault(rel, path)
     return sorted(seen.items())
+
+
+def _corpus_records(path: Path) -> Iterator[tuple[str, str, str, str]]:
+    """(rel, repo, commit, text) of the Python files in a JSONL(.gz) corpus of `{repo, path, commit, text}`."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                rel_path, text = rec["path"], rec["text"]
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}:{n}: not a `{{repo, path, commit, text}}` record ({exc})") from exc
+            if rel_path.endswith(".py") and isinstance(text, str):
+                repo = str(rec.get("repo") or path.name)
+                yield f"{repo}/{rel_path}", repo, str(rec.get("commit") or ""), text
+
+
+def source_texts(sources: list[str]) -> list[tuple[str, str, str, str, Path]]:
+    """(rel, repo, commit, text, origin path) of every Python source named by `sources`, sorted by rel."""
+    out: dict[str, tuple[str, str, str, str, Path]] = {}
+    python = platform.python_version()
+    for rel, path in source_paths(sources):
+        if rel.startswith("corpus:"):
+            for crel, repo, commit, text in _corpus_records(path):
+                out.setdefault(crel, (crel, repo, commit, text, path))
+            continue
+        if path.stat().st_size > MAX_FILE_BYTES:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        repo, commit = ("stdlib", python) if rel.startswith("stdlib/") else ("", "")
+        out.setdefault(rel, (rel, repo, commit, text, path))
+    return [out[k] for k in sorted(out)]
 
 
 def _guarded(tree: ast.Module) -> set[int]:
@@ -159,24 +216,39 @@ def _any_examples(tree: ast.Module) -> bool:
 
 def load_source(rel: str, path: Path) -> SourceFile | None:
     """A SourceFile for `path`, or None if it cannot be a standalone workspace or has no doctest functions."""
-    module = path.parent.name if path.name == "__init__.py" else path.stem
-    if not module.isidentifier() or module == RESERVED_MODULE or path.stat().st_size > MAX_FILE_BYTES:
+    if path.stat().st_size > MAX_FILE_BYTES:
         return None
     try:
         text = path.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError):
+        return None
+    return source_from_text(rel, text, path)
+
+
+def source_from_text(rel: str, text: str, path: Path, repo: str = "", commit: str = "") -> SourceFile | None:
+    """A SourceFile for one module's text, or None if it cannot be a standalone workspace or has no doctests."""
+    name = rel.rsplit("/", 1)[-1]
+    module = rel.rsplit("/", 2)[-2] if name == "__init__.py" and "/" in rel else name.removesuffix(".py")
+    if not module.isidentifier() or module in RESERVED_MODULES:
+        return None
+    if repo != "stdlib" and module in sys.stdlib_module_names:
+        return None  # would shadow the standard-library module of that name inside the workspace
+    if len(text.encode("utf-8", errors="replace")) > MAX_FILE_BYTES:
+        return None
+    try:
         tree = ast.parse(text)
-    except (SyntaxError, UnicodeDecodeError, ValueError):
+    except (SyntaxError, ValueError):
         return None
     if not _standalone(tree):
         return None
     if not _any_examples(tree):
         return None
     own, other = module_functions(tree)
-    return SourceFile(path, rel, module, text, tuple(own), tuple(other))
+    return SourceFile(path, rel, module, text, tuple(own), tuple(other), repo, commit)
 
 
 def discover(sources: list[str]) -> tuple[list[SourceFile], int]:
     """Usable source files with doctest functions, and how many .py files were scanned."""
-    paths = source_paths(sources)
-    files = [sf for rel, path in paths if (sf := load_source(rel, path)) is not None]
-    return files, len(paths)
+    texts = source_texts(sources)
+    files = [sf for rel, repo, commit, text, path in texts if (sf := source_from_text(rel, text, path, repo, commit))]
+    return files, len(texts)

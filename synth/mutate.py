@@ -21,6 +21,7 @@ _ARITH = {
     ast.BitAnd: ast.BitOr, ast.BitOr: ast.BitAnd, ast.BitXor: ast.BitOr,
 }  # fmt: skip
 _REMOVABLE = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr, ast.Continue)
+_SIMPLE = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr)
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,119 @@ def sites_swap_args(func: ast.AST) -> list[tuple[ast.AST, ast.AST, str]]:
     return out
 
 
+@dataclass(frozen=True)
+class StatementEdit:
+    """A whole-line edit standing in for a replacement node: lines `first`..`last` become `pieces`."""
+
+    first: int
+    last: int
+    pieces: tuple[tuple[int, int, int], ...]
+    """Original line ranges (first, last, columns to dedent) that make up the new lines, in order."""
+    replacement: ast.AST | list[ast.stmt]
+    """What the site node becomes in the tree (a list splices statements into its block)."""
+
+
+def _blocks(func: ast.AST) -> Iterator[tuple[ast.AST, str, list[ast.stmt]]]:
+    """(owner, field, statements) of every statement block of a function, its own body first."""
+    for owner in (func, *_body_nodes(func)):
+        for name in ("body", "orelse", "finalbody"):
+            block = getattr(owner, name, None)
+            if isinstance(block, list) and block and isinstance(block[0], ast.stmt) and _positioned(owner):
+                yield owner, name, block
+
+
+def sites_remove_condition(func: ast.AST) -> list[tuple[ast.AST, ast.AST, str]]:
+    """Drop one `if` test (its body always runs) or drop one `elif`/`else` branch."""
+    nodes = [n for n in _body_nodes(func) if isinstance(n, ast.If)]
+    elifs = {  # an `elif` is a lone `If` in `orelse` starting in the same column as its parent
+        id(n.orelse[0])
+        for n in nodes
+        if len(n.orelse) == 1 and isinstance(n.orelse[0], ast.If) and n.orelse[0].col_offset == n.col_offset
+    }
+    out = []
+    for node in nodes:
+        body = node.body
+        if id(node) not in elifs and body[0].lineno > node.lineno:
+            piece = (body[0].lineno, body[-1].end_lineno, body[0].col_offset - node.col_offset)
+            edit = StatementEdit(node.lineno, node.end_lineno, (piece,), list(body))
+            out.append((node, edit, "removed an `if` test (its body always runs)"))
+        if node.orelse and node.orelse[0].lineno > body[-1].end_lineno:
+            kept = copy.copy(node)
+            kept.orelse = []
+            edit = StatementEdit(node.lineno, node.end_lineno, ((node.lineno, body[-1].end_lineno, 0),), kept)
+            kind = "elif" if id(node.orelse[0]) in elifs else "else"
+            out.append((node, edit, f"removed an `{kind}` branch"))
+    return out
+
+
+def sites_remove_loop(func: ast.AST) -> list[tuple[ast.AST, ast.AST, str]]:
+    """Delete one `for` or `while` loop statement (never the only statement of its block)."""
+    out = []
+    for _, _, block in _blocks(func):
+        if len(block) > 1:
+            for node in block:
+                if isinstance(node, ast.For | ast.AsyncFor | ast.While):
+                    out.append((node, StatementEdit(node.lineno, node.end_lineno, (), []), "removed a loop"))
+    return out
+
+
+def _names(stmt: ast.stmt) -> tuple[set[str], set[str]]:
+    """(names a simple statement writes or mutates, names it reads)."""
+    writes = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    reads = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    targets = getattr(stmt, "targets", None) or [getattr(stmt, "target", None)]
+    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+        targets = [stmt.value.func]  # `xs.append(x)` mutates `xs`
+    for target in targets:
+        while isinstance(target, ast.Attribute | ast.Subscript):
+            target = target.value
+            if isinstance(target, ast.Name):
+                writes.add(target.id)
+    if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
+        reads.add(stmt.target.id)
+    return writes, reads
+
+
+def sites_shuffle_statements(func: ast.AST) -> list[tuple[ast.AST, ast.AST, str]]:
+    """Swap two adjacent simple statements of one block when one uses or changes what the other changes."""
+    out = []
+    for owner, name, block in _blocks(func):
+        for i in range(len(block) - 1):
+            a, b = block[i], block[i + 1]
+            if not (isinstance(a, _SIMPLE) and isinstance(b, _SIMPLE)) or _is_docstring(a, func):
+                continue
+            before = block[i - 1].end_lineno if i else owner.lineno
+            after = block[i + 2].lineno if i + 2 < len(block) else b.end_lineno + 1
+            (wa, ra), (wb, rb) = _names(a), _names(b)
+            if before < a.lineno and a.end_lineno < b.lineno and b.end_lineno < after and (wa & (rb | wb) or wb & ra):
+                new = copy.copy(owner)
+                setattr(new, name, [*block[:i], b, a, *block[i + 2 :]])
+                pieces = ((b.lineno, b.end_lineno, 0), (a.end_lineno + 1, b.lineno - 1, 0), (a.lineno, a.end_lineno, 0))
+                out.append((owner, StatementEdit(a.lineno, b.end_lineno, pieces, new), "swapped two statements"))
+    return out
+
+
+def sites_break_call_chain(func: ast.AST) -> list[tuple[ast.AST, ast.AST, str]]:
+    """Drop one link of a chained call (`s.strip().lower()` -> `s.strip()` or `s.lower()`) or unwrap `f(g(x))`."""
+    out = []
+    for node in _body_nodes(func):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Call):
+            out.append((node, f.value, f"dropped `.{f.attr}(...)` from a call chain"))
+            inner = f.value.func
+            if isinstance(inner, ast.Attribute):
+                new = copy.copy(node)
+                new.func = ast.Attribute(inner.value, f.attr, ast.Load())
+                out.append((node, new, f"dropped `.{inner.attr}(...)` from a call chain"))
+        elif (
+            isinstance(f, ast.Name) and len(node.args) == 1 and not node.keywords and isinstance(node.args[0], ast.Call)
+        ):
+            out.append((node, node.args[0], f"dropped the `{f.id}(...)` around a call"))
+    return out
+
+
 OPERATORS: dict[str, Callable[[ast.AST], list[tuple[ast.AST, ast.AST, str]]]] = {
     "compare_flip": sites_compare_flip,
     "compare_boundary": sites_compare_boundary,
@@ -175,8 +289,12 @@ OPERATORS: dict[str, Callable[[ast.AST], list[tuple[ast.AST, ast.AST, str]]]] = 
     "negate_condition": sites_negate_condition,
     "remove_statement": sites_remove_statement,
     "swap_args": sites_swap_args,
+    "remove_condition": sites_remove_condition,
+    "remove_loop": sites_remove_loop,
+    "shuffle_statements": sites_shuffle_statements,
+    "break_call_chain": sites_break_call_chain,
 }
-"""Operator name -> function listing (site node, replacement node, description) in a function."""
+"""Operator name -> function listing (site node, replacement node or StatementEdit, description) in a function."""
 
 
 def find_function(tree: ast.Module, qualname: str) -> ast.FunctionDef | ast.AsyncFunctionDef:
@@ -191,6 +309,17 @@ def find_function(tree: ast.Module, qualname: str) -> ast.FunctionDef | ast.Asyn
         node = found[-1]  # the last definition wins at import time
         scope = node.body
     return node
+
+
+def function_span(source: str, qualname: str) -> tuple[int, int, int, list[tuple[str, int]]]:
+    """(first line with decorators, last line, the source's line count, enclosing (class, column)s) of a def."""
+    tree, lines = _parsed(source)
+    func, scope, classes = find_function(tree, qualname), tree.body, []
+    for part in qualname.split(".")[:-1]:
+        node = [n for n in scope if isinstance(n, ast.ClassDef) and n.name == part][-1]
+        classes.append((node.name, node.col_offset))
+        scope = node.body
+    return min([func.lineno, *(d.lineno for d in func.decorator_list)]), func.end_lineno, len(lines), classes
 
 
 def _char_col(line: str, byte_col: int) -> int:
@@ -229,15 +358,39 @@ def _undecorated_dump(func: ast.AST) -> str:
     return ast.dump(func)
 
 
-def apply_site(lines: list[str], func: ast.AST, node: ast.AST, new: ast.AST) -> str:
-    """Splice `new` in place of `node` inside `func`; check the def parses to exactly the intended tree."""
+def _expected(lines: list[str], func: ast.AST, node: ast.AST, new: ast.AST | list) -> tuple[str, bool]:
+    """Dump of the def (parsed on its own) with `node` replaced by `new`, and whether the def is indented."""
     indented = func.col_offset > 0
     shift = func.lineno - (2 if indented else 1)  # line numbers of the def parsed on its own
     original = _parse_def("".join(lines[func.lineno - 1 : func.end_lineno]), indented)
     kind, lineno, col, end_lineno, end_col = _key(node)
-    expected = _undecorated_dump(
+    return _undecorated_dump(
         _Replace((kind, lineno - shift, col, end_lineno - shift, end_col), new).visit(original)
-    )
+    ), indented
+
+
+def _apply_lines(lines: list[str], func: ast.AST, node: ast.AST, edit: StatementEdit) -> str:
+    """Rewrite whole lines as `edit` says; check the def parses to exactly the intended tree."""
+    expected, indented = _expected(lines, func, node, edit.replacement)
+    text = []
+    for first, last, dedent in edit.pieces:
+        for line in lines[first - 1 : last]:
+            text.append(line[dedent:] if dedent and line.strip() and not line[:dedent].strip() else line)
+    mutated = [*lines[: edit.first - 1], *text, *lines[edit.last :]]
+    end = func.end_lineno + len(text) - (edit.last - edit.first + 1)
+    try:
+        if _undecorated_dump(_parse_def("".join(mutated[func.lineno - 1 : end]), indented)) == expected:
+            return "".join(mutated)
+    except SyntaxError:
+        pass
+    raise MutationError(f"cannot rewrite lines {edit.first}-{edit.last} as valid code")
+
+
+def apply_site(lines: list[str], func: ast.AST, node: ast.AST, new: ast.AST | StatementEdit) -> str:
+    """Splice `new` in place of `node` inside `func`; check the def parses to exactly the intended tree."""
+    if isinstance(new, StatementEdit):
+        return _apply_lines(lines, func, node, new)
+    expected, indented = _expected(lines, func, node, new)
     first, last = node.lineno - 1, node.end_lineno - 1
     start = _char_col(lines[first], node.col_offset)
     end = _char_col(lines[last], node.end_col_offset)
@@ -255,7 +408,7 @@ def apply_site(lines: list[str], func: ast.AST, node: ast.AST, new: ast.AST) -> 
 
 def count_sites(source: str, qualname: str, operator: str) -> int:
     """How many places `operator` can mutate in function `qualname`."""
-    return len(OPERATORS[operator](find_function(_parsed(source)[0], qualname)))
+    return len(_sites(source, qualname, operator)[2])
 
 
 @functools.lru_cache(maxsize=16)
@@ -264,18 +417,29 @@ def _parsed(source: str) -> tuple[ast.Module, list[str]]:
     return ast.parse(source), source_lines(source)
 
 
+def _sites(source: str, qualname: str, operator: str) -> tuple[list[str], ast.AST, list]:
+    if operator not in OPERATORS:
+        raise ValueError(f"unknown mutation operator {operator!r}; known: {sorted(OPERATORS)}")
+    tree, lines = _parsed(source)
+    func = find_function(tree, qualname)
+    return lines, func, [s for s in OPERATORS[operator](func) if _positioned(s[0])]
+
+
+def mutate_at(source: str, qualname: str, operator: str, index: int) -> Mutation:
+    """Inject the bug of site `index` (of `count_sites`) of `operator` into function `qualname`.
+
+    Raises IndexError for a site that does not exist, MutationError when it cannot be written back as valid code.
+    """
+    lines, func, sites = _sites(source, qualname, operator)
+    node, new, description = sites[index]
+    line = new.first if isinstance(new, StatementEdit) else node.lineno
+    return Mutation(apply_site(lines, func, node, new), operator, line, f"{description} on line {line}")
+
+
 def mutate(source: str, qualname: str, operator: str, seed: int) -> Mutation | None:
     """Inject one bug with `operator` into function `qualname` of a module; None when it has no site.
 
     Raises MutationError when the change cannot be written back as valid code parsing to the intended tree.
     """
-    if operator not in OPERATORS:
-        raise ValueError(f"unknown mutation operator {operator!r}; known: {sorted(OPERATORS)}")
-    tree, lines = _parsed(source)
-    func = find_function(tree, qualname)
-    sites = [s for s in OPERATORS[operator](func) if _positioned(s[0])]
-    if not sites:
-        return None
-    node, new, description = sites[random.Random(seed).randrange(len(sites))]
-    mutated = apply_site(lines, func, node, new)
-    return Mutation(mutated, operator, node.lineno, f"{description} on line {node.lineno}")
+    n = len(_sites(source, qualname, operator)[2])
+    return mutate_at(source, qualname, operator, random.Random(seed).randrange(n)) if n else None

@@ -9,8 +9,8 @@ from synth.mutate import find_function, source_lines
 from synth.task import Task, read_tasks
 
 DOMAIN = "synthetic"
-SOURCE = "synth-bugfix"
-SHARD_PREFIX = "synth-bugfix"
+SOURCE = "synth"
+SHARD_PREFIX = "synth"
 
 
 def function_source(source: str, qualname: str) -> str:
@@ -22,23 +22,33 @@ def function_source(source: str, qualname: str) -> str:
     return "".join(line[indent:] if line[:indent].isspace() else line for line in lines).rstrip() + "\n"
 
 
+MAX_FILE_CHARS = 4000
+"""A touched file longer than this is shown as just the task's function."""
+
+
+def touched_files(patch: str) -> list[str]:
+    """Workspace paths a unified diff changes, in order."""
+    return [line[4:].strip().removeprefix("b/") for line in patch.splitlines() if line.startswith("+++ ")]
+
+
+def _shown(task: Task, name: str) -> str:
+    text = task.files.get(name, "")
+    if len(text) > MAX_FILE_CHARS:
+        try:
+            return function_source(text, task.function)
+        except (KeyError, ValueError, SyntaxError):
+            return text[:MAX_FILE_CHARS] + "\n# ...\n"
+    return text if text.endswith("\n") else text + "\n"
+
+
 def render_task(task: Task) -> str:
-    """Training text of one task: the failing tests, the broken function, and the fix as a diff."""
-    module_file = f"{task.module}.py"
-    cmd = task.test_command
-    rerun = [*cmd[: cmd.index(module_file) + 1], *task.fail_to_pass] if module_file in cmd else cmd
-    failing = "\n".join(f"- `{t}`" for t in task.fail_to_pass)
-    n_pass = len(task.pass_to_pass)
+    """Training text of one task: the problem statement, the code it touches, and the fix as a diff."""
+    shown = "".join(f"`{name}`:\n\n```python\n{_shown(task, name)}```\n\n" for name in touched_files(task.gold_patch))
     return (
-        f"# Bug fix: `{module_file}`\n\n"
-        f"The doctests of `{module_file}` are run, one test per documented object, with:\n\n"
-        f"    {' '.join(rerun)}\n\n"
-        f"These tests fail and must pass after the fix:\n{failing}\n\n"
-        f"These {n_pass} other tests pass and must keep passing.\n\n"
-        f"The bug is in `{task.function}`:\n\n"
-        f"```python\n{function_source(task.files[module_file], task.function)}```\n\n"
-        f"## Fix\n\n"
-        f"```diff\n{task.gold_patch}```\n"
+        f"# {task.family.replace('_', ' ').capitalize()} task ({task.difficulty or 'unrated'})\n\n"
+        f"{task.problem_statement.strip()}\n\n"
+        f"## Code\n\n{shown}"
+        f"## Fix\n\n```diff\n{task.gold_patch}```\n"
     )
 
 
@@ -53,7 +63,7 @@ def write_synthetic_shards(tasks_path: Path, shards_dir: Path, shard_docs: int) 
             f"{tasks_path} holds no verified tasks (see report.json beside it): point synth.sources at "
             "Python files with doctests, or remove `synthetic` from domains"
         )
-    docs = [{"id": f"synth-{t.task_id}", "text": render_task(t), "source": SOURCE} for t in tasks]
+    docs = [{"id": f"synth-{t.task_id}", "text": render_task(t), "source": f"{SOURCE}-{t.family}"} for t in tasks]
     paths = write_shards(docs, out_dir, DOMAIN, SHARD_PREFIX, shard_docs)
     keep = {p.resolve() for p in paths}
     for stale in sorted(out_dir.glob("*.parquet")):

@@ -1,24 +1,28 @@
-"""Run an untrusted command in a subprocess with its own process group, resource limits and a clean env."""
+"""Run untrusted commands isolated and limited: the result type, the isolation level, the fresh-interpreter path.
+
+Both paths go through `synth/worker.py` (see docs/sandbox.md): `run_sandboxed` starts a one-shot worker that execs
+the command (a fresh interpreter for Python); `synth.execute.execute` uses the warm pool in `synth.pool`."""
 
 from __future__ import annotations
 
 import functools
-import os
-import resource
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 MAX_OUTPUT_BYTES = 1 << 20
-"""At most this much of stdout and of stderr is read back (the file-size limit caps what is written)."""
+"""At most this much of stdout and of stderr is read back: head and tail when longer (`max_file_mb` caps writing)."""
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+STATUSES = ("ok", "error", "timeout", "memory", "killed", "output_limit")
+"""What `SandboxResult.status` can say (docs/sandbox.md)."""
 
 
 @dataclass(frozen=True)
@@ -26,20 +30,34 @@ class SandboxResult:
     """What a sandboxed command did."""
 
     returncode: int
+    """Exit code, or -N when signal N ended it."""
     stdout: str
+    """At most MAX_OUTPUT_BYTES of it: head and tail around a truncation note when longer."""
     stderr: str
     timed_out: bool
+    """The wall timeout ended it."""
     wall_s: float
     killed_by: str | None
-    """`wall_timeout`, or the signal that ended the process (e.g. SIGXCPU, SIGKILL); None on a normal exit."""
-    isolation: str = "process-group+rlimits"
-    """What isolated the run: always its own process group with resource limits, a scrubbed environment
-    and a private working dir; `+netns` when it also ran in an empty network namespace (no network)."""
+    """`wall_timeout`, `output_limit`, `worker_lost`, or the signal that ended the process (e.g. SIGXCPU, SIGKILL);
+    None on a normal exit."""
+    isolation: str = "pgroup+rlimits"
+    """What isolated the run, `+`-joined: pgroup, rlimits, pidns, netns, ipcns, mountns-ro, pids-cgroup, nocaps
+    (see `isolation_level` and docs/sandbox.md)."""
+    status: str = "ok"
+    """ok: exit 0. error: non-zero exit (uncaught exception, failed assertion, sys.exit(n)). timeout: the wall
+    timeout or the CPU-time limit. memory: MemoryError / ENOMEM under the address-space limit. killed: ended by a
+    signal for another reason (a crash, killed itself, the worker was lost). output_limit: stdout or stderr
+    reached the file-size limit (the run is stopped there)."""
 
 
+@functools.cache
 def isolation_level(network: bool = False) -> str:
     """The isolation a sandboxed run gets on this machine (what `SandboxResult.isolation` will say)."""
-    return "process-group+rlimits" + ("+netns" if not network and netns_prefix() else "")
+    from synth.pool import WorkerProcess
+
+    worker = WorkerProcess(once=True, network=network)
+    worker.close()
+    return worker.isolation
 
 
 @functools.cache
@@ -55,8 +73,8 @@ def netns_prefix() -> tuple[str, ...]:
     return (exe, "--net", "--") if ok else ()
 
 
-def scrubbed_env(workdir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The only environment a sandboxed command sees: a fixed PATH, locale, hash seed and a private HOME."""
+def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The scrubbed environment without HOME/TMPDIR (the worker points those at the job's private dir)."""
     env = {
         "PATH": SAFE_PATH,
         "LANG": "C.UTF-8",
@@ -65,83 +83,14 @@ def scrubbed_env(workdir: Path, extra: Mapping[str, str] | None = None) -> dict[
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONIOENCODING": "utf-8",
         "PYTHONUTF8": "1",
-        "HOME": str(workdir),
-        "TMPDIR": str(workdir),
     }
     env.update(extra or {})
     return env
 
 
-def _user_tasks() -> int:
-    """Processes and threads currently owned by this user (RLIMIT_NPROC counts them all)."""
-    uid, n = os.getuid(), 0
-    if uid == 0:
-        return 0  # the limit does not bind root; skip the scan
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == uid:
-                    n += len(os.listdir(f"/proc/{entry.name}/task"))
-            except OSError:
-                continue
-    return n
-
-
-def _limiter(cpu_s: int, memory_mb: int, max_file_mb: int, nproc: int, max_files: int):
-    """A preexec function that applies the resource limits in the child before exec."""
-    limits = [
-        (resource.RLIMIT_CPU, cpu_s),
-        (resource.RLIMIT_AS, memory_mb << 20),
-        (resource.RLIMIT_FSIZE, max_file_mb << 20),
-        (resource.RLIMIT_NPROC, nproc),
-        (resource.RLIMIT_NOFILE, max_files),
-        (resource.RLIMIT_CORE, 0),
-    ]
-
-    def apply() -> None:
-        for kind, value in limits:
-            resource.setrlimit(kind, (value, value))
-
-    return apply
-
-
-def _group_running(pgid: int) -> bool:
-    """True if a live (not zombie) process of group `pgid` remains; False where /proc is unavailable."""
-    if not os.path.isdir("/proc"):
-        return False
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as f:
-                    fields = f.read().rsplit(b")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-                return True
-    return False
-
-
-def _kill_group(pgid: int, grace_s: float = 2.0) -> None:
-    """SIGKILL every process of the group and wait until none is running (bounded by `grace_s`)."""
-    deadline = time.monotonic() + grace_s
-    while True:
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-        if not _group_running(pgid) or time.monotonic() > deadline:
-            return
-        time.sleep(0.005)
-
-
-def _signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
-def _read_capped(path: Path) -> str:
-    with open(path, "rb") as f:
-        return f.read(MAX_OUTPUT_BYTES).decode("utf-8", errors="replace")
+def scrubbed_env(workdir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The only environment a sandboxed command sees: a fixed PATH, locale, hash seed and a private HOME."""
+    return {**base_env(), "HOME": str(workdir), "TMPDIR": str(workdir), **(extra or {})}
 
 
 @contextmanager
@@ -167,10 +116,10 @@ def run_sandboxed(
     env: Mapping[str, str] | None = None,
     network: bool = False,
 ) -> SandboxResult:
-    """Run `cmd` in `workdir` (a fresh temp dir when None) under limits; kill its whole group on timeout.
+    """Run `cmd` in `workdir` (a fresh temp dir when None) under limits, in a one-shot worker (a fresh interpreter).
 
-    Without `network`, the command runs in an empty network namespace where the machine allows it
-    (recorded in `SandboxResult.isolation`)."""
+    Same protections as the warm pool (`isolation_level(network)`): `workdir` is the only host dir it can write;
+    everything it started is killed when it ends or times out. With `network` it keeps the host's network."""
     if not cmd:
         raise ValueError("run_sandboxed: cmd is empty")
     if workdir is None:
@@ -182,30 +131,19 @@ def run_sandboxed(
     workdir = Path(workdir).resolve()
     if not workdir.is_dir():
         raise FileNotFoundError(f"run_sandboxed: working directory {workdir} does not exist")
-    cpu = cpu_s if cpu_s is not None else int(timeout_s) + 1
-    preexec = _limiter(cpu, memory_mb, max_file_mb, _user_tasks() + max_procs, max_files)
-    prefix = () if network else netns_prefix()
-    isolation = isolation_level(network)
-    with private_dir("sandbox-io-") as io_dir:
-        out_path, err_path = io_dir / "stdout", io_dir / "stderr"
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            start = time.monotonic()
-            proc = subprocess.Popen(
-                [*prefix, *cmd], cwd=workdir, env=scrubbed_env(workdir, env), stdin=subprocess.DEVNULL, stdout=out,
-                stderr=err, start_new_session=True, preexec_fn=preexec, close_fds=True,
-            )  # fmt: skip
-            timed_out = False
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            finally:
-                with suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)  # also ends grandchildren a normal exit left behind
-                proc.wait()
-                _kill_group(proc.pid)
-            wall = time.monotonic() - start
-        rc = proc.returncode
-        killed_by = "wall_timeout" if timed_out else (_signal_name(-rc) if rc < 0 else None)
-        out, err = _read_capped(out_path), _read_capped(err_path)
-        return SandboxResult(rc, out, err, timed_out, wall, killed_by, isolation)
+    from synth.pool import CALL_GRACE_S, WorkerLost, WorkerProcess, result_from_reply
+
+    request = {
+        "argv": list(cmd), "files": {}, "env": scrubbed_env(workdir, env), "timeout_s": timeout_s,
+        "cpu_s": cpu_s if cpu_s is not None else int(timeout_s) + 1, "memory_mb": memory_mb,
+        "max_file_mb": max_file_mb, "max_files": max_files, "max_procs": max_procs, "output_bytes": MAX_OUTPUT_BYTES,
+    }  # fmt: skip
+    start = time.monotonic()
+    worker = WorkerProcess(once=True, workdir=workdir, network=network, max_procs=max_procs)
+    try:
+        return result_from_reply(worker.call(request, timeout_s + CALL_GRACE_S))
+    except WorkerLost as exc:
+        wall = time.monotonic() - start
+        return SandboxResult(-9, "", f"sandbox: {exc}", False, wall, "worker_lost", worker.isolation, "killed")
+    finally:
+        worker.close()

@@ -24,6 +24,18 @@ TASK_SCHEMA = pa.schema(
         pa.field("pass_to_pass", pa.list_(pa.string()), nullable=False),
         pa.field("gold_patch", pa.string(), nullable=False),
         pa.field("isolation", pa.string(), nullable=False),
+        pa.field("family", pa.string(), nullable=False),
+        pa.field("repo", pa.string(), nullable=False),
+        pa.field("commit", pa.string(), nullable=False),
+        pa.field("operators", pa.list_(pa.string()), nullable=False),
+        pa.field("problem_statement", pa.string(), nullable=False),
+        pa.field("flaky_tests", pa.list_(pa.string()), nullable=False),
+        pa.field("mutation_score", pa.float64(), nullable=False),
+        pa.field("mutants_total", pa.int64(), nullable=False),
+        pa.field("mutants_killed", pa.int64(), nullable=False),
+        pa.field("difficulty", pa.string(), nullable=False),
+        pa.field("difficulty_score", pa.float64(), nullable=False),
+        pa.field("provenance", pa.map_(pa.string(), pa.string()), nullable=False),
     ]
 )
 """Columns of `tasks.parquet`, one row per verified task."""
@@ -52,11 +64,31 @@ class Task:
     """Unified diff from the broken workspace to the fixed one."""
     isolation: str = ""
     """How isolated the sandbox runs that verified this task were (`synth.sandbox.isolation_level`)."""
+    family: str = "bugfix"
+    """Task family (see `synth.draft.Draft.family`)."""
+    repo: str = ""
+    commit: str = ""
+    operators: list[str] = field(default_factory=list)
+    """Every operator / template applied (`operator` is the first, kept for the per-operator tables)."""
+    problem_statement: str = ""
+    """What a solver is told: the failing behaviour, never the gold patch."""
+    flaky_tests: list[str] = field(default_factory=list)
+    """Tests dropped because their outcome changed across shuffled, re-seeded runs."""
+    mutation_score: float = 0.0
+    """Share of fresh mutants of the reference that the kept tests kill (the test-strength gate)."""
+    mutants_total: int = 0
+    mutants_killed: int = 0
+    difficulty: str = ""
+    """`easy`, `medium` or `hard` (`synth.difficulty`)."""
+    difficulty_score: float = 0.0
+    provenance: dict[str, str] = field(default_factory=dict)
+    """Tool versions, hash seeds and family extras: enough to regenerate and audit the task."""
 
     def to_row(self) -> dict:
         """This task as a row of TASK_SCHEMA."""
         row = asdict(self)
         row["files"] = sorted(self.files.items())
+        row["provenance"] = sorted(self.provenance.items())
         return row
 
     @classmethod
@@ -65,7 +97,11 @@ class Task:
         data = {k: v for k, v in row.items() if k in cls.__dataclass_fields__}
         files = data["files"]
         data["files"] = dict(files) if not isinstance(files, dict) else files
-        for key in ("test_command", "fail_to_pass", "pass_to_pass"):
+        if "provenance" in data and not isinstance(data["provenance"], dict):
+            data["provenance"] = dict(data["provenance"])
+        for key in ("test_command", "fail_to_pass", "pass_to_pass", "operators", "flaky_tests"):
+            if key not in data:
+                continue
             data[key] = list(data[key])
         return cls(**data)
 

@@ -7,7 +7,7 @@ import difflib
 
 import pytest
 
-from synth.mutate import OPERATORS, count_sites, find_function, mutate
+from synth.mutate import OPERATORS, MutationError, count_sites, find_function, mutate, mutate_at
 
 SAMPLE = '''\
 """A module with a doctested function."""
@@ -22,6 +22,7 @@ def clipped_sum(xs, limit=LIMIT):
     3
     """
     label = "é" + str(limit < 3)  # non-ASCII before a site on the same line
+    label = label.strip().lower()
     total = 0
     for x in xs:
         if x < limit and x != 0:
@@ -90,3 +91,82 @@ def test_unknown_operator_and_function_are_clear_errors() -> None:
         mutate(SAMPLE, "clipped_sum", "nope", 0)
     with pytest.raises(KeyError, match="no function"):
         mutate(SAMPLE, "missing", "arith_swap", 0)
+
+
+STATEMENTS = '''def norm(text, limit=3):
+    """Normalise.
+
+    >>> norm(" Ab ")
+    ['ab']
+    """
+    words = []
+    text = text.strip().lower()  # keep this comment
+    parts = text.split()
+    for w in parts:
+        if len(w) > limit:
+            words.append(w[:limit])
+        elif not w:
+            continue
+        else:
+            words.append(w)
+    while not words:
+        break
+    return list(sorted(words))
+'''
+
+
+def _all(operator: str) -> dict[str, str]:
+    """Description -> mutated source of every site of `operator` in `norm`."""
+    out = {}
+    for i in range(count_sites(STATEMENTS, "norm", operator)):
+        m = mutate_at(STATEMENTS, "norm", operator, i)
+        out[f"{m.description}#{i}"] = m.source
+    return out
+
+
+def _body(source: str) -> str:
+    return ast.unparse(find_function(ast.parse(source), "norm").body[1:])
+
+
+def test_remove_condition_keeps_the_body_or_drops_a_branch() -> None:
+    variants = list(_all("remove_condition").values())
+    assert len(variants) == 3
+    keep = "    for w in parts:\n        words.append(w[:limit])\n    while"
+    assert sum(keep in v for v in variants) == 1  # the `if` test dropped, its body dedented, elif/else gone
+    assert sum("elif" not in v and "else" not in v and "if len(w) > limit:" in v for v in variants) == 1
+    assert sum("elif not w:" in v and "else:" not in v for v in variants) == 1
+    assert all("# keep this comment" in v for v in variants)
+
+
+def test_remove_loop_deletes_a_whole_loop_but_never_empties_a_block() -> None:
+    variants = _all("remove_loop")
+    assert len(variants) == 2
+    assert any("for w in parts" not in v and "words.append" not in v for v in variants.values())
+    assert any("while not words" not in v and "break" not in v for v in variants.values())
+
+
+def test_shuffle_statements_swaps_only_dependent_neighbours() -> None:
+    variants = list(_all("shuffle_statements").values())
+    assert len(variants) == 1  # `words = []` and `text = ...` are independent; `text` and `parts` are not
+    assert "    parts = text.split()\n    text = text.strip().lower()  # keep this comment\n" in variants[0]
+
+
+def test_break_call_chain_drops_one_link() -> None:
+    bodies = {_body(v).split("\n")[1] for v in _all("break_call_chain").values()}
+    assert {"text = text.strip()", "text = text.lower()"} <= bodies
+    assert any("return sorted(words)" in _body(v) for v in _all("break_call_chain").values())
+
+
+@pytest.mark.parametrize("operator", sorted(OPERATORS))
+def test_every_site_is_valid_code_or_a_clear_error(operator: str) -> None:
+    seen = set()
+    for i in range(count_sites(STATEMENTS, "norm", operator)):
+        try:
+            m = mutate_at(STATEMENTS, "norm", operator, i)
+        except MutationError:
+            continue
+        ast.parse(m.source)
+        seen.add(m.source)
+    assert STATEMENTS not in seen
+    with pytest.raises(IndexError):
+        mutate_at(STATEMENTS, "norm", operator, count_sites(STATEMENTS, "norm", operator))

@@ -30,6 +30,9 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from automixer.io import atomic_path
 
 FORMATS = ("humaneval", "mbpp", "mbpp_plus", "gsm8k", "math")
+CODE_FORMATS = ("humaneval", "mbpp", "mbpp_plus")
+"""Formats whose items carry reference code (`load_eval_code`)."""
+_ALIASES = {"mbppplus": "mbpp_plus"}
 _WORD = re.compile(r"\w+")
 _NONWORD = re.compile(r"\W")
 _BASE = np.uint64(0x9E3779B97F4A7C15)
@@ -78,6 +81,20 @@ def _item(fmt: str, rec: dict[str, Any], idx: int) -> tuple[str, str]:
     return str(rec.get("unique_id", idx)), f"{rec['problem']}\n{rec['solution']}"
 
 
+def _load(path: str | Path, format: str | None) -> tuple[str, list[dict[str, Any]]]:
+    """(format, records) of a local eval-set file; `mbppplus` is accepted for `mbpp_plus`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"eval set {path} not found: eval sets are read from local files only")
+    records = _records(path)
+    if not records:
+        raise ValueError(f"eval set {path} has no records")
+    fmt = _ALIASES.get(format or "", format) or detect_format(records[0])
+    if fmt not in FORMATS:
+        raise ValueError(f"eval-set format {fmt!r} is not one of {FORMATS}")
+    return fmt, records
+
+
 def load_eval_set(path: str | Path, format: str | None = None, name: str | None = None) -> EvalSet:
     """Read a local eval-set file (.json list, .jsonl, optionally .gz); the format is detected when not given.
 
@@ -85,16 +102,27 @@ def load_eval_set(path: str | Path, format: str | None = None, name: str | None 
     MBPP+ prompt + canonical_solution + assertion; GSM8K question + answer (id = line index); MATH
     problem + solution (id `unique_id`, else line index). The name defaults to the format.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"eval set {path} not found: eval sets are read from local files only")
-    records = _records(path)
-    if not records:
-        raise ValueError(f"eval set {path} has no records")
-    fmt = format or detect_format(records[0])
-    if fmt not in FORMATS:
-        raise ValueError(f"eval-set format {fmt!r} is not one of {FORMATS}")
+    fmt, records = _load(path, format)
     return EvalSet(name or fmt, [_item(fmt, rec, i) for i, rec in enumerate(records)])
+
+
+def eval_code(fmt: str, rec: dict[str, Any]) -> str:
+    """The reference code of one code-benchmark record (HumanEval / MBPP+: prompt + canonical_solution; MBPP: code)."""
+    if fmt == "humaneval":
+        return rec["prompt"] + rec["canonical_solution"]
+    if fmt == "mbpp":
+        return rec["code"]
+    if fmt == "mbpp_plus":
+        return f"{rec['prompt']}\n{rec['canonical_solution']}"
+    raise ValueError(f"eval-set format {fmt!r} has no reference code; code formats: {CODE_FORMATS}")
+
+
+def load_eval_code(path: str | Path, format: str | None = None, name: str | None = None) -> EvalSet:
+    """Like `load_eval_set`, but each item's text is its reference code only (no tests, no prose)."""
+    fmt, records = _load(path, format)
+    if fmt not in CODE_FORMATS:
+        raise ValueError(f"eval set {path} is {fmt!r}, which has no reference code; code formats: {CODE_FORMATS}")
+    return EvalSet(name or fmt, [(str(rec["task_id"]), eval_code(fmt, rec)) for rec in records])
 
 
 def normalized_words(text: str) -> list[str]:

@@ -1,0 +1,1 @@
+"""Task families: each module exposes `FAMILIES`, a map from family name to its seeded candidate generator."""

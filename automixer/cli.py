@@ -233,6 +233,18 @@ def propose(
     _print_mixture(spec.model_dump(mode="json"), str(path))
 
 
+@app.command("export-tasks")
+def export_tasks(
+    tasks: Annotated[Path, typer.Argument(help="tasks.parquet written by `automixer synth`.")],
+    out: Annotated[Path, typer.Argument(help="Where to write the SWE-bench-style JSONL.")],
+) -> None:
+    """Export verified synthetic tasks as SWE-bench-style JSONL (one instance per line)."""
+    from synth.export import export_swebench
+
+    n = _run(lambda: export_swebench(tasks, out))
+    typer.echo(f"wrote {n} task(s) to {out}")
+
+
 sandbox_app = typer.Typer(help="Run programs in the synth sandbox.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
 SANDBOX_OUTPUT_CHARS = 4000

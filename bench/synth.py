@@ -85,7 +85,11 @@ def main() -> None:
 
     shutil.rmtree(args.out, ignore_errors=True)
     cores = min(args.workers, os.cpu_count() or 1)
-    report = generate_tasks(bench_config(args.max_tasks, args.workers, args.seed), args.out)
+    def progress(kept: int, total: int) -> None:
+        if kept % 50 == 0 or kept == total:
+            print(f"  verified {kept} / {total}", file=sys.stderr, flush=True)
+
+    report = generate_tasks(bench_config(args.max_tasks, args.workers, args.seed), args.out, progress)
     print(f"{report['kept']} verified tasks in {report['wall_s']:.0f} s on {cores} core(s); "
           f"isolation {report['isolation']}")  # fmt: skip
     print(_table("Verified tasks by family", ["family", "quota", "kept", "tried", "yield", "wall s",

@@ -40,6 +40,14 @@ def render_shards_task(config: PipelineConfig) -> list[str]:
     return [str(p) for p in paths]
 
 
+@task(name="export-swebench")
+def export_swebench_task(config: PipelineConfig) -> int:
+    """Write the verified tasks as SWE-bench-style JSONL beside tasks.parquet; return how many."""
+    from synth.export import export_swebench
+
+    return export_swebench(config.path("tasks", "tasks.parquet"), config.path("tasks", "swebench.jsonl"))
+
+
 @task(name="refresh-manifest")
 def refresh_manifest_task(config: PipelineConfig) -> dict:
     """Rebuild the shard manifest so it covers the new synthetic shards; return docs per domain."""
@@ -54,7 +62,8 @@ def synthesize_flow(config: PipelineConfig) -> dict:
         get_run_logger().info("synth.enabled is false: nothing to do")
         return {"report": None, "shards": []}
     report = generate_tasks_task(config)
+    exported = export_swebench_task(config)
     shards = render_shards_task(config)
     docs = refresh_manifest_task(config)
-    get_run_logger().info("manifest now holds %s documents per domain", docs)
+    get_run_logger().info("exported %d SWE-bench instances; manifest holds %s documents per domain", exported, docs)
     return {"report": report, "shards": shards}

@@ -92,11 +92,13 @@ class Gates:
     """Everything a candidate goes through: build, decontamination, verification, difficulty, statement."""
 
     def __init__(self, cfg: SynthConfig) -> None:
+        from synth import astsafe
         from synth.execute import Limits
         from synth.llm import client_from_config
         from synth.screen import Deduper, EvalCodeIndex, Screen
         from synth.verify import GateConfig, Verifier
 
+        astsafe.install()  # candidates are built and verified in a thread pool
         self.cfg = cfg
         limits = Limits(timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb, per_test_s=min(1.0, cfg.timeout_s / 10))
         gates = GateConfig(

@@ -159,7 +159,7 @@ class WorkerPool:
     def __init__(
         self, max_workers: int | None = None, max_procs: int = DEFAULT_MAX_PROCS, namespaces: bool = True
     ) -> None:
-        self.max_workers = max_workers or max(4, 2 * (os.cpu_count() or 1))
+        self.max_workers = max_workers or max(8, 4 * (os.cpu_count() or 1))  # 4 hash seeds x callers
         self.max_procs, self.namespaces = max_procs, namespaces
         self._cond = threading.Condition()
         self._idle: dict[int, list[WorkerProcess]] = {}

@@ -313,9 +313,9 @@ def _variant_payload(copy: str, spec: dict, index: int, loaded: tuple, funcs: li
     return run_loaded(*loaded, ids, {**opts, "first": spec.get("first", ())})
 
 
-MUTANT_TIME_FACTOR = 10.0
-MUTANT_TIME_FLOOR = 0.1
-"""A mutant's tests may use 10x the reference's run time plus 0.1 s of CPU per test before counting as timed out."""
+MUTANT_TIME_FACTOR = 5.0
+MUTANT_TIME_FLOOR = 0.05
+"""A mutant's tests may use 5x the reference's run time plus 0.05 s of CPU per test before counting as timed out."""
 
 
 def variants(root: str, spec: dict, targets: list[str], ids: list[str], opts: dict) -> list[dict]:

@@ -38,7 +38,7 @@ POOL_WORKDIR = "/tmp/ws"
 TICK_S = 0.05
 PY_FLAGS = set("sPB")
 PRELOAD = "ast collections contextlib dataclasses doctest functools importlib.util inspect io itertools json math re"
-PRELOAD += " runpy signal string textwrap threading traceback types typing unittest"
+PRELOAD += " runpy signal string textwrap threading traceback types typing unittest random select shutil"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -376,7 +376,8 @@ def _run_in_process(kind: str, target: str, argv: list[str]) -> int:
                 main.__file__, main.__cached__ = name, None  # type: ignore[attr-defined]
                 main.__loader__ = importlib.machinery.SourceFileLoader("__main__", name)
             sys.modules["__main__"] = main
-            exec(compile(target, name, "exec"), main.__dict__)
+            code_obj = _TRUSTED.get(target) if isinstance(target, bytes) else None
+            exec(code_obj or compile(target, name, "exec"), main.__dict__)
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
@@ -612,6 +613,21 @@ def run_job(job: dict, ctx: Ctx, cmd_fd: int) -> dict:
             "starter_gone": reason == "starter_gone"}  # fmt: skip
 
 
+TRUSTED_SCRIPTS = ("test_runner.py",)
+"""Our own scripts beside this file, compiled once at start: a job whose script has exactly these bytes skips the
+compile (about 10 ms per run). Only their exact bytes hit the cache, so job code is never compiled outside a job."""
+_TRUSTED: dict[bytes, object] = {}
+
+
+def _precompile() -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in TRUSTED_SCRIPTS:
+        with suppress(OSError, SyntaxError, ValueError):
+            with open(os.path.join(here, name), "rb") as f:
+                text = f.read()
+            _TRUSTED[text] = compile(text, name, "exec")
+
+
 def main(argv: list[str]) -> None:
     """Set up, say hello, then answer requests until EOF (one request with --once)."""
     cmd_fd, reply_fd = os.dup(0), os.dup(1)
@@ -620,6 +636,8 @@ def main(argv: list[str]) -> None:
         os.dup2(null, fd)
     os.close(null)
     ctx = Ctx(argv)
+    if not ctx.once:
+        _precompile()  # before setup: this folder is not visible inside the sandbox's root
     setup(ctx)
     if not ctx.once:
         import importlib

@@ -177,3 +177,19 @@ def test_synthesize_flow_completes(prefect_harness, algo_dir: Path, tmp_path: Pa
     assert out["report"]["kept"] == 2
     assert [Path(p).parent for p in out["shards"]] == [cfg.path("shards", "synthetic")]
     assert pq.read_table(out["shards"][0]).num_rows == 2
+    lines = cfg.path("tasks", "swebench.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and {"instance_id", "patch", "FAIL_TO_PASS"} <= set(json.loads(lines[0]))
+
+
+def test_cli_exports_tasks_as_swebench_jsonl(algo_run: tuple[Path, dict], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from automixer.cli import app
+
+    out = tmp_path / "tasks.jsonl"
+    result = CliRunner().invoke(app, ["export-tasks", str(algo_run[0]), str(out)])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == MAX_TASKS and all(json.loads(r["FAIL_TO_PASS"]) for r in records)
+    missing = CliRunner().invoke(app, ["export-tasks", str(tmp_path / "none.parquet"), str(out)])
+    assert missing.exit_code == 2 and "not found" in missing.output

@@ -252,6 +252,8 @@ def _first_pass(plan: Plan, spec: FunctionSpec, limits: Limits) -> tuple[list[tu
     like an aggregate, it is then labelled by the second pass alone."""
     per_input = [plan.per_case(i, case) for i, case in enumerate(spec.cases)]
     probes = _probe_mutants(plan, derived_seed("probe", str(spec.seed)))
+    if not probes:
+        return "no_gate_mutants"
     report = _run(plan, [c for cs in per_input for c in cs], probes, limits, HASH_SEEDS[0])
     if isinstance(report, str):
         return report
@@ -282,7 +284,8 @@ def _killed(ref: dict | None, probe: dict | None, check_id: str) -> bool:
 def label_project(plan: Plan, spec: FunctionSpec, limits: Limits) -> Labelled | str:
     """Label the plan's checks on the reference project and write the test files; or a reject reason.
 
-    Reasons: `import_error` (the reference project does not import), `label_crashed` (no labeller report),
+    Reasons: `no_gate_mutants` (the scope function has no mutation site, so the verifier's test-strength gate
+    could not run), `import_error` (the reference project does not import), `label_crashed` (no labeller report),
     `unlabelled` (fewer than MIN_CASES inputs with stable literal results), `constant_results` (every input
     gives the same result, so the tests could not tell implementations apart)."""
     first = _first_pass(plan, spec, limits)

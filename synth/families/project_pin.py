@@ -40,6 +40,7 @@ from synth.families.project_templates import (
     report_module,
     run_command,
 )
+from synth.mutate import source_lines
 
 if TYPE_CHECKING:
     from automixer.config import SynthConfig
@@ -107,11 +108,18 @@ def release_two(spec: FunctionSpec, variant: str, rng: random.Random) -> tuple[A
         sig = ast.unparse(func[-1].args)
         passed = ", ".join([*params, *(f"{a.arg}={a.arg}" for a in func[-1].args.kwonlyargs)])
         wrapper = (
-            f"\n\ndef {spec.name}({sig}):\n"
+            f"\n\ndef {spec.name}({sig}) -> dict:\n"
             f'    """`{spec.name}` of release 2: the result comes wrapped as {{"value": result}}."""\n'
             f'    return {{"value": {impl}({passed})}}\n'
         )
-        return ApiChange(spec.name, spec.name, "none", params), text.rstrip("\n") + "\n" + wrapper, impl
+        end = next(n.end_lineno for n in ast.parse(text).body if isinstance(n, ast.FunctionDef) and n.name == impl)
+        lines = source_lines(text)
+        v2 = "".join(lines[:end]).rstrip("\n") + "\n" + wrapper + "".join(lines[end:])
+        try:
+            ast.parse(v2)
+        except SyntaxError:
+            return None
+        return ApiChange(spec.name, spec.name, "none", params), v2, impl
     new = new_name(spec, taken, rng) if variant == "rename" else spec.name
     api = ApiChange(spec.name, new, "none" if variant == "rename" else variant, params, keyword_from(spec))
     try:

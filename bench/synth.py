@@ -85,6 +85,7 @@ def main() -> None:
 
     shutil.rmtree(args.out, ignore_errors=True)
     cores = min(args.workers, os.cpu_count() or 1)
+
     def progress(kept: int, total: int) -> None:
         if kept % 50 == 0 or kept == total:
             print(f"  verified {kept} / {total}", file=sys.stderr, flush=True)

@@ -27,11 +27,11 @@ def predicted_vs_actual(
     table: RunsTable, target: str, predictor: str = "auto", folds: int = 5, seed: int = 0
 ) -> tuple[pd.DataFrame, str, float]:
     """Out-of-fold predictions of the selected predictor: (frame run_id/actual/predicted, name, CV Spearman)."""
-    from automixer.predict.select import PREDICTORS, oof_predict, select_predictor
+    from automixer.predict.select import build_predictor, oof_predict, select_predictor
 
     X, y = table.X, table.y(target)
     _, name, scores = select_predictor(predictor, X, y, folds, seed)
-    oof = oof_predict(PREDICTORS[name](), X, y, folds, seed)
+    oof = oof_predict(build_predictor(name), X, y, folds, seed)
     frame = pd.DataFrame({"run_id": table.run_ids, "actual": y, "predicted": oof})
     return frame, name, scores[name]
 

@@ -67,21 +67,45 @@ def _load(config: Path):
     return _run(lambda: load_config(config))
 
 
-def _print_mixture(spec: dict, path: str) -> None:
+def _ci(pair: list[float] | None, fmt: str = ".4f") -> str:
+    return f"[{pair[0]:{fmt}}, {pair[1]:{fmt}}]" if pair else ""
+
+
+def _print_mixture(spec: dict, path: str | None) -> None:
+    """Print the proposal's weights (with bootstrap intervals), prediction and comparison with natural."""
     from rich.console import Console
     from rich.table import Table
 
-    prov = spec.get("provenance", {})
+    prov, unc = spec.get("provenance", {}), spec.get("uncertainty") or {}
+    level = f"{unc['level']:.0%} CI" if unc else ""
     table = Table(title=f"proposed mixture '{spec['name']}'")
     table.add_column("domain")
     table.add_column("weight", justify="right")
+    if unc:
+        table.add_column(level, justify="right")
+    natural = (prov.get("natural") or {}).get("weights", {})
+    if natural:
+        table.add_column("natural", justify="right")
     for dom, w in spec["weights"].items():
-        table.add_row(dom, f"{w:.4f}")
+        row = [dom, f"{w:.4f}"] + ([_ci(unc["weights_ci"].get(dom))] if unc else [])
+        table.add_row(*row, *([f"{natural.get(dom, float('nan')):.4f}"] if natural else []))
     console = Console()
     console.print(table)
-    pred, cv = spec.get("predicted_target"), prov.get("cv_spearman")
-    console.print(f"predicted {spec['target']} = {pred:.4f}, predictor {prov.get('predictor')}, CV Spearman {cv:.3f}")
-    console.print(f"written to {path}")
+    pred, cv, target = spec.get("predicted_target"), prov.get("cv_spearman"), spec["target"]
+    ci = f" ({level} {_ci(unc['predicted_target_ci'])})" if unc else ""
+    console.print(f"predicted {target} = {pred:.4f}{ci}, predictor {prov.get('predictor')}, CV Spearman {cv:.3f}")
+    nat_pred = (prov.get("natural") or {}).get(target)
+    if nat_pred is not None:
+        line = f"natural mixture ({prov['natural'].get('source')}): predicted {nat_pred:.4f}"
+        if unc:
+            line += (
+                f"; improvement {level} {_ci(unc['improvement_ci'])}; P(proposal beats natural) = "
+                f"{unc['p_beats_natural']:.2f} over {unc['n_resamples'] - unc['n_failed']} bootstrap refits "
+                f"({unc['seconds']:.1f} s)"
+            )
+        console.print(line)
+    if path:
+        console.print(f"written to {path}")
 
 
 @app.command()
@@ -170,67 +194,210 @@ def fit(
         typer.echo(f"{key}: {value}")
 
 
-def _parse_bounds(items: list[str], flag: str) -> dict[str, float]:
-    out: dict[str, float] = {}
+def _parse_bounds(items: list[str], flag: str, cast: Callable[[str], Any] = float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for item in items:
         dom, sep, val = item.partition("=")
         try:
             if not sep:
                 raise ValueError
-            out[dom.strip()] = float(val)
+            out[dom.strip()] = cast(float(val))
         except ValueError:
-            _fail(f"{flag} expects DOMAIN=WEIGHT (e.g. {flag} code=0.2), got {item!r}")
+            example = "code=1e9" if cast is int else "code=0.2"
+            _fail(f"{flag} expects DOMAIN={'N' if cast is int else 'WEIGHT'} (e.g. {flag} {example}), got {item!r}")
     return out
+
+
+def _parse_group(text: str) -> dict:
+    """`[NAME:]code+synthetic>=0.3` or `...<=0.5` -> a GroupConstraint dict."""
+    import re
+
+    m = re.fullmatch(r"\s*(?:([A-Za-z0-9_.+-]+):)?\s*([a-z0-9_+\s]+?)\s*(>=|<=)\s*([0-9.eE+-]+)\s*", text)
+    if not m:
+        _fail(f"--group expects [NAME:]DOMAIN+DOMAIN>=W or <=W (e.g. code+synthetic>=0.3), got {text!r}")
+    domains = [d.strip() for d in m.group(2).split("+")]
+    bound = "min" if m.group(3) == ">=" else "max"
+    return {"name": m.group(1) or "+".join(domains), "domains": domains, bound: float(m.group(4))}
+
+
+def _propose_config(base: Any, opts: dict) -> Any:
+    """The ProposeConfig of a config file (or the defaults) with the command-line overrides applied."""
+    from automixer.config import ConstraintsConfig, ProposeConfig, validated
+    from automixer.fitting import parse_target
+
+    c = base.constraints.model_dump()
+    c["min_weight"].update(_parse_bounds(opts["min_w"], "--min"))
+    c["max_weight"].update(_parse_bounds(opts["max_w"], "--max"))
+    c["pinned"].update(_parse_bounds(opts["pin"], "--pin"))
+    c["available_tokens"].update(_parse_bounds(opts["tokens"], "--tokens", int))
+    groups = {g["name"]: g for g in [*c["groups"], *map(_parse_group, opts["group"])]}
+    c["groups"] = list(groups.values())
+    if opts["max_repetition"] is not None:
+        c["max_repetition_ratio"] = opts["max_repetition"]
+    if opts["full_run_tokens"] is not None:
+        c["full_run_tokens"] = int(opts["full_run_tokens"])
+    trust = {k: v for k, v in opts["trust"].items() if v is not None}
+    if trust:
+        c["trust_region"] = {**(c["trust_region"] or {}), **trust}
+    constraints = _run(lambda: validated(ConstraintsConfig, c, "propose constraints (--min/--max/--pin/--group ...)"))
+    raw = base.model_dump()
+    raw.update({k: v for k, v in opts["propose"].items() if v is not None}, constraints=constraints.model_dump())
+    if opts["target"]:
+        raw["target"] = _run(lambda: parse_target(opts["target"]))
+    return _run(lambda: validated(ProposeConfig, raw, "propose options"))
 
 
 @app.command()
 def propose(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Pipeline config (its sweep).")] = None,
     runs: Annotated[Path | None, typer.Option("--runs", "-r", help="A runs table instead of a sweep.")] = None,
-    target: Annotated[str | None, typer.Option("--target", "-t", help="Metric to minimise.")] = None,
-    predictor: Annotated[str | None, typer.Option("--predictor", "-p", help="auto|linear|loglinear|gp")] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", "-t", help="Metric to minimise, or a weighted mean: bpb_code=2,bpb_web=1.")
+    ] = None,
+    predictor: Annotated[str | None, typer.Option("--predictor", "-p", help="Predictor name, or auto.")] = None,
     min_w: Annotated[list[str], typer.Option("--min", help="Lower bound DOMAIN=W (repeatable).")] = [],  # noqa: B006
     max_w: Annotated[list[str], typer.Option("--max", help="Upper bound DOMAIN=W (repeatable).")] = [],  # noqa: B006
+    pin: Annotated[list[str], typer.Option("--pin", help="Fixed weight DOMAIN=W (repeatable).")] = [],  # noqa: B006
+    group: Annotated[list[str], typer.Option("--group", help="Group sum [NAME:]D1+D2>=W or <=W.")] = [],  # noqa: B006
+    max_repetition: Annotated[
+        float | None, typer.Option("--max-repetition", help="Most epochs over any domain's tokens in the full run.")
+    ] = None,
+    full_run_tokens: Annotated[
+        float | None, typer.Option("--full-run-tokens", help="Token budget of the full run (e.g. 1e9).")
+    ] = None,
+    tokens: Annotated[
+        list[str], typer.Option("--tokens", help="Available tokens DOMAIN=N (default: the shards manifest).")
+    ] = [],  # noqa: B006
+    trust_kl: Annotated[float | None, typer.Option("--trust-kl", help="Max KL(proposal || natural), nats.")] = None,
+    trust_l1: Annotated[float | None, typer.Option("--trust-l1", help="Max L1 distance to natural.")] = None,
+    kl_penalty: Annotated[
+        float | None, typer.Option("--kl-penalty", help="Minimise predicted + this x KL(w || natural).")
+    ] = None,
+    natural: Annotated[
+        list[str], typer.Option("--natural", help="Natural mixture DOMAIN=W (default: the sweep's, else its mean).")
+    ] = [],  # noqa: B006
+    top_k: Annotated[int | None, typer.Option("--top-k", help="Average the k best simulated mixtures.")] = None,
+    bootstrap: Annotated[int | None, typer.Option("--bootstrap", help="Bootstrap resamples (0: off).")] = None,
+    ci: Annotated[float | None, typer.Option("--ci", help="Interval coverage, e.g. 0.9.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of folds, candidates, bootstrap.")] = None,
+    pareto: Annotated[
+        str | None, typer.Option("--pareto", help="Report the Pareto front of two targets T1,T2 (writes nothing).")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Mixture name (file <out>/<name>.yaml).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Folder for the mixture YAML.")] = None,
     weight_prefix: PrefixOpt = "weight_",
 ) -> None:
-    """Fit on a sweep (or runs table) and write the best mixture under constraints."""
+    """Fit on a sweep (or runs table) and write the best mixture under constraints, with bootstrap intervals."""
     if config is None and runs is None:
         _fail("give --config (use its sweep) or --runs (a runs table from anywhere)")
-    from automixer.config import ConstraintsConfig, ProposeConfig, validated
+    if trust_kl is not None and trust_l1 is not None:
+        _fail("give --trust-kl or --trust-l1, not both")
+    from automixer.config import ProposeConfig
+    from automixer.fitting import load_target_table, pareto_front, propose_mixture
 
     cfg = _load(config) if config else None
-    base = cfg.propose if cfg else ProposeConfig()
-    constraints = base.constraints.model_copy(
-        update={
-            "min_weight": {**base.constraints.min_weight, **_parse_bounds(min_w, "--min")},
-            "max_weight": {**base.constraints.max_weight, **_parse_bounds(max_w, "--max")},
-        }
-    )
-    p = _run(lambda: validated(ConstraintsConfig, constraints.model_dump(), "--min/--max"))
-    from automixer.fitting import propose_mixture
-    from automixer.sweep.table import load_runs_table
+    opts = {
+        "min_w": min_w, "max_w": max_w, "pin": pin, "tokens": tokens, "group": group, "target": target,
+        "max_repetition": max_repetition, "full_run_tokens": full_run_tokens,
+        "trust": {"radius": trust_kl if trust_kl is not None else trust_l1, "kl_penalty": kl_penalty,
+                  "metric": "kl" if trust_kl is not None else ("l1" if trust_l1 is not None else None)},
+        "propose": {"predictor": predictor, "name": name, "mixtures_dir": str(out) if out else None,
+                    "top_k_average": top_k, "bootstrap": bootstrap, "ci_level": ci, "seed": seed},
+    }  # fmt: skip
+    p = _propose_config(cfg.propose if cfg else ProposeConfig(), opts)
+    inputs = {"natural": None, "available_tokens": None}
+    if cfg:
+        from automixer.stages import propose_inputs
 
+        inputs = propose_inputs(cfg)
+    if natural:
+        inputs["natural"] = _parse_bounds(natural, "--natural")
     table_path = runs or cfg.path("sweep", "runs.parquet")  # type: ignore[union-attr]
-    tgt = target or base.target
+    if pareto:
+        targets = [t.strip() for t in pareto.split(",")]
+        if len(targets) != 2:
+            _fail(f"--pareto expects two targets T1,T2, got {pareto!r}")
+        front = _run(
+            lambda: pareto_front(load_target_table(table_path, targets[0], weight_prefix), targets, p, **inputs)
+        )
+        _print_front(front, targets)
+        return
 
     def go():
-        table = load_runs_table(table_path, tgt, weight_prefix)
-        return propose_mixture(
-            table,
-            tgt,
-            p,
-            predictor or base.predictor,
-            name or base.name,
-            out or Path(base.mixtures_dir),
-            str(table_path),
-            base.cv_folds,
-            0,
-        )
+        table = load_target_table(table_path, p.target, weight_prefix)
+        return propose_mixture(table, p, str(table_path), **inputs)
 
     spec, path = _run(go)
     _print_mixture(spec.model_dump(mode="json"), str(path))
+
+
+def _print_front(front: list[dict], targets: list[str]) -> None:
+    """Print the Pareto front: one row per mixture, its weights and both predicted targets."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Pareto front: {targets[0]} vs {targets[1]} (predicted)")
+    domains = list(front[0]["weights"])
+    for col in [*domains, *targets]:
+        table.add_column(col, justify="right")
+    for pt in front:
+        table.add_row(*[f"{pt['weights'][d]:.4f}" for d in domains], *[f"{pt[t]:.4f}" for t in targets])
+    Console().print(table)
+
+
+@app.command("export")
+def export(
+    mixture: Annotated[Path, typer.Argument(help="Mixture spec YAML, e.g. mixtures/proposal.yaml.")],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="megatron | megatron-args | olmo-core | hf-interleave | yaml")
+    ] = "yaml",
+    tokens: Annotated[
+        str | None, typer.Option("--tokens", help="Total token budget, e.g. 2B or 500M (default: the spec's).")
+    ] = None,
+    manifest: Annotated[
+        Path | None, typer.Option("--manifest", "-m", help="shards/manifest.json for real paths (else <domain>).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Pipeline config: use <work_dir>/shards/manifest.json.")
+    ] = None,
+    max_repetition: Annotated[
+        float | None, typer.Option("--max-repetition", help="Fail if a budget needs more passes over its data.")
+    ] = None,
+    global_batch_size: Annotated[
+        int | None, typer.Option("--global-batch-size", help="OLMo-core: tokens per global batch.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Sampling seed (default: the spec's).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here (default: print to stdout).")] = None,
+) -> None:
+    """Export a mixture for a training stack: Megatron/NeMo, OLMo-core, HF interleave_datasets, or our YAML."""
+    if manifest is not None and config is not None:
+        _fail("give --manifest or --config, not both")
+    man_path = manifest or (_load(config).path("shards", "manifest.json") if config else None)
+    from automixer.export import export_mixture, parse_token_count, write_export
+    from automixer.io import read_structured
+    from automixer.mixture import read_mixture
+
+    def go() -> str | None:
+        spec = read_mixture(mixture)
+        kwargs: dict[str, Any] = {
+            "total_tokens": parse_token_count(tokens) if tokens else None,
+            "max_repetition_ratio": max_repetition,
+            "global_batch_size": global_batch_size,
+            "seed": seed,
+        }
+        if man_path is not None:
+            kwargs["manifest"] = read_structured(man_path, "shards manifest", "run `automixer curate` first")
+            kwargs["paths_root"] = Path(man_path).resolve().parent
+        if out is None:
+            return export_mixture(spec, fmt, **kwargs)
+        write_export(spec, fmt, out, **kwargs)
+        return None
+
+    text = _run(go)
+    if text is not None:
+        typer.echo(text, nl=False)
+    else:
+        typer.echo(f"wrote the {fmt} export of {mixture} to {out}", err=True)
 
 
 @app.command("export-tasks")

@@ -238,6 +238,11 @@ class ProxyConfig(_Strict):
     """`auto` (CUDA when available, else CPU), `cpu` or `cuda`."""
     threads: int = Field(default=0, ge=0)
     """torch intra-op threads per run (0: leave torch's default)."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """`auto`: bf16 autocast on a CUDA GPU that supports it, fp32 on CPU; `bf16` forces autocast (slow on most CPUs)."""
+    compile: Literal["auto", "on", "off"] = "auto"
+    """torch.compile the training step: `auto` on CUDA for runs of >= 2000 steps only (compiling costs tens of
+    seconds; on CPU it costs more than it saves at proxy sizes); falls back to eager if compilation fails."""
 
     @model_validator(mode="after")
     def _heads_divide(self) -> ProxyConfig:
@@ -258,20 +263,77 @@ class SweepConfig(_Strict):
     seed: int = 0
     """Seed for the design and for every proxy run."""
     workers: int = Field(default=1, ge=1)
-    """Proxy runs trained at once (processes)."""
+    """Proxy runs trained at once, each in a worker process (a worker that dies fails only its run)."""
+
+
+class GroupConstraint(_Strict):
+    """Bounds on the summed weight of several domains, e.g. all code-like domains >= 0.3."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$")
+    """Name shown in messages and provenance, e.g. `code_total`."""
+    domains: list[Domain] = Field(min_length=1)
+    """Domains whose weights are summed."""
+    min: float = Field(default=0.0, ge=0, le=1)
+    """Lower bound on the sum."""
+    max: float = Field(default=1.0, ge=0, le=1)
+    """Upper bound on the sum."""
+
+    @model_validator(mode="after")
+    def _valid(self) -> GroupConstraint:
+        if len(set(self.domains)) != len(self.domains):
+            raise ValueError(f"group {self.name!r}: domains has duplicates: {self.domains}")
+        if self.min > self.max:
+            raise ValueError(f"group {self.name!r}: min {self.min} is above max {self.max}")
+        return self
+
+
+class TrustRegionConfig(_Strict):
+    """Keep the proposal near the natural mixture, where the sweep sampled and the predictor is trusted."""
+
+    metric: Literal["kl", "l1"] = "kl"
+    """Distance to the natural mixture: KL(proposal || natural) in nats, or the L1 distance sum |w - natural|."""
+    radius: float | None = Field(default=None, gt=0)
+    """Hard limit on that distance (None: no limit)."""
+    kl_penalty: float = Field(default=0.0, ge=0)
+    """Minimise predicted target + kl_penalty * KL(proposal || natural) instead (0: off)."""
+
+    @model_validator(mode="after")
+    def _something(self) -> TrustRegionConfig:
+        if self.radius is None and self.kl_penalty == 0:
+            raise ValueError("trust_region: set radius, kl_penalty or both")
+        return self
 
 
 class ConstraintsConfig(_Strict):
-    """Bounds on the proposed mixture."""
+    """Constraints on the proposed mixture; the optimiser enforces them exactly or names the conflicting ones."""
 
     min_weight: dict[Domain, float] = {}
     """Per-domain lower bounds."""
     max_weight: dict[Domain, float] = {}
-    """Per-domain upper bounds."""
+    """Per-domain upper bounds, e.g. {synthetic: 0.13} to cap the synthetic share."""
+    pinned: dict[Domain, float] = {}
+    """Domains whose weight is fixed exactly, e.g. {synthetic: 0.1}."""
+    groups: list[GroupConstraint] = []
+    """Bounds on sums of domain weights, e.g. [{name: code_total, domains: [code, synthetic], min: 0.3}]."""
+    max_repetition_ratio: float | dict[Domain, float] | None = None
+    """Most epochs over a domain's available tokens in the full run (OLMo-core's max_repetition_ratio): caps
+    weight_d at available_tokens_d * ratio / full_run_tokens. A number caps every domain, a mapping the named ones."""
+    full_run_tokens: int | None = Field(default=None, ge=1)
+    """Token budget of the full training run; needed by max_repetition_ratio."""
+    available_tokens: dict[Domain, int] = {}
+    """Tokens available per domain for the repetition cap (default: the counts in shards/manifest.json)."""
+    trust_region: TrustRegionConfig | None = None
+    """Keep the proposal within a KL or L1 radius of the natural mixture, or penalise KL to it (None: off)."""
+
+    def named_domains(self) -> set[str]:
+        """Every domain any constraint names (to check against the configured domains)."""
+        rep = self.max_repetition_ratio if isinstance(self.max_repetition_ratio, dict) else {}
+        named = {*self.min_weight, *self.max_weight, *self.pinned, *self.available_tokens, *rep}
+        return named.union(*(g.domains for g in self.groups))
 
     @model_validator(mode="after")
     def _bounds(self) -> ConstraintsConfig:
-        for name, bounds in (("min_weight", self.min_weight), ("max_weight", self.max_weight)):
+        for name, bounds in (("min_weight", self.min_weight), ("max_weight", self.max_weight), ("pinned", self.pinned)):
             for dom, v in bounds.items():
                 if not 0.0 <= v <= 1.0:
                     raise ValueError(f"{name}.{dom} = {v} must be within [0, 1]")
@@ -279,17 +341,30 @@ class ConstraintsConfig(_Strict):
             hi = self.max_weight.get(dom, 1.0)
             if lo > hi:
                 raise ValueError(f"min_weight.{dom} = {lo} is above max_weight.{dom} = {hi}")
-        if sum(self.min_weight.values()) > 1.0 + 1e-9:
-            raise ValueError(f"min_weight values sum to {sum(self.min_weight.values()):.3f} > 1")
+        for dom, v in self.pinned.items():
+            if not self.min_weight.get(dom, 0.0) <= v <= self.max_weight.get(dom, 1.0):
+                raise ValueError(f"pinned.{dom} = {v} is outside its min_weight/max_weight bounds")
+        floor = {**self.min_weight, **self.pinned}
+        if sum(floor.values()) > 1.0 + 1e-9:
+            raise ValueError(f"min_weight values sum to {sum(floor.values()):.3f} > 1 (pinned weights included)")
+        names = [g.name for g in self.groups]
+        if len(set(names)) != len(names):
+            raise ValueError(f"groups: names must be unique, got {names}")
+        rep = self.max_repetition_ratio
+        if rep is not None and any(r <= 0 for r in (rep.values() if isinstance(rep, dict) else [rep])):
+            raise ValueError(f"max_repetition_ratio must be > 0, got {rep}")
+        if rep is not None and self.full_run_tokens is None:
+            raise ValueError("max_repetition_ratio needs full_run_tokens (the full run's token budget)")
         return self
 
 
 class ProposeConfig(_Strict):
     """How the proposal is fitted and chosen."""
 
-    target: str = "bpb_mean"
-    """Metric column to minimise (bpb_mean: mean held-out bits-per-byte over domains)."""
-    predictor: Literal["auto", "linear", "loglinear", "gp"] = "auto"
+    target: str | dict[str, float] = "bpb_mean"
+    """Metric column to minimise (bpb_mean: mean held-out bits-per-byte over domains), or a weighted mean of
+    columns, e.g. {bpb_code: 2, bpb_math: 1, bpb_web: 1} (weights normalised to sum 1)."""
+    predictor: Literal["auto", "linear", "loglinear", "gp", "lightgbm"] = "auto"
     """Regression from weights to target; `auto` picks the best K-fold Spearman."""
     cv_folds: int = Field(default=5, ge=2)
     """Folds for cross-validated Spearman."""
@@ -298,7 +373,23 @@ class ProposeConfig(_Strict):
     mixtures_dir: str = "mixtures"
     """Folder the proposal YAML is written to."""
     constraints: ConstraintsConfig = ConstraintsConfig()
-    """Bounds on the proposed mixture."""
+    """Bounds, pins, group sums, repetition caps and trust region of the proposed mixture."""
+    top_k_average: int | None = Field(default=None, ge=1)
+    """RegMix-style: propose the mean of the k best simulated feasible mixtures, not the polished optimum."""
+    bootstrap: int = Field(default=50, ge=0)
+    """Bootstrap resamples of the runs (refit + re-optimise each) for intervals and P(beats natural); 0: off."""
+    ci_level: float = Field(default=0.9, gt=0, lt=1)
+    """Coverage of the bootstrap intervals (0.9: the 5th to 95th percentile)."""
+    seed: int = 0
+    """Seed for CV folds, the optimiser's candidates and the bootstrap resamples."""
+
+    @model_validator(mode="after")
+    def _target(self) -> ProposeConfig:
+        if isinstance(self.target, dict) and (
+            not self.target or any(w < 0 for w in self.target.values()) or sum(self.target.values()) <= 0
+        ):
+            raise ValueError(f"target: weights must be >= 0 with a positive sum, got {self.target}")
+        return self
 
 
 class PipelineConfig(_Strict):
@@ -336,13 +427,9 @@ class PipelineConfig(_Strict):
         for dom in [*explicit, *(self.curation.decontamination.domains or [])]:
             if dom not in allowed:
                 raise ValueError(f"curation: domain {dom!r} is not a configured domain; allowed: {sorted(allowed)}")
-        c = self.propose.constraints
-        for field, bounds in (("min_weight", c.min_weight), ("max_weight", c.max_weight)):
-            for dom in bounds:
-                if dom not in allowed:
-                    raise ValueError(
-                        f"propose.constraints.{field}.{dom}: not a configured domain; allowed: {sorted(allowed)}"
-                    )
+        unknown = sorted(self.propose.constraints.named_domains() - set(allowed))
+        if unknown:
+            raise ValueError(f"propose.constraints name {unknown}: not configured domains; allowed: {sorted(allowed)}")
         if "synthetic" in allowed and not self.synth.enabled:
             raise ValueError("domains includes 'synthetic' but synth.enabled is false")
         return self

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from automixer.config import ConstraintsConfig
-from automixer.mixture import MixtureSpec, automixer_version, utc_now, write_mixture
-from automixer.sweep.table import RunsTable
+from automixer.config import ProposeConfig
+from automixer.mixture import MixtureSpec, Uncertainty, automixer_version, utc_now, write_mixture
+from automixer.sweep.table import RunsTable, load_runs_table
+
+Target = str | dict[str, float]
+"""A metric column, or {column: weight} for a weighted mean of columns."""
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -75,27 +81,107 @@ def fit_report(
     return report
 
 
+def parse_target(text: str) -> Target:
+    """`bpb_mean` -> the column; `bpb_code=2,bpb_math=1` -> {column: weight} (a weighted mean)."""
+    if "=" not in text:
+        return text.strip()
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        col, sep, w = part.partition("=")
+        try:
+            out[col.strip()] = float(w)
+        except ValueError:
+            raise ValueError(
+                f"a weighted target is COLUMN=WEIGHT,... (e.g. bpb_code=2,bpb_web=1), got {text!r}"
+            ) from None
+    return out
+
+
+def target_weights(target: Target) -> dict[str, float]:
+    """The target as {column: weight}, weights normalised to sum 1."""
+    if isinstance(target, str):
+        return {target: 1.0}
+    total = sum(target.values())
+    if not target or total <= 0 or any(w < 0 for w in target.values()):
+        raise ValueError(f"target weights must be >= 0 with a positive sum, got {target}")
+    return {c: w / total for c, w in target.items()}
+
+
+def target_name(target: Target) -> str:
+    """A readable name: the column itself, or e.g. `0.5*bpb_code+0.5*bpb_web`."""
+    if isinstance(target, str):
+        return target
+    return "+".join(f"{w:.4g}*{c}" for c, w in target_weights(target).items())
+
+
+def load_target_table(path: str | Path, target: Target, weight_prefix: str = "weight_") -> RunsTable:
+    """Load a runs table keeping only runs with a value for every column of the target (skips counted)."""
+    cols = list(target_weights(target))
+    table = load_runs_table(path, cols[0], weight_prefix)
+    missing = [c for c in cols if c not in table.df.columns]
+    if missing:
+        raise ValueError(f"{path}: target column(s) {missing} not found; metric columns: {table.metric_columns}")
+    ok = np.isfinite(table.df[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)).all(axis=1)
+    table.df = table.df.loc[ok].reset_index(drop=True)
+    table.n_skipped_missing += int((~ok).sum())
+    return table
+
+
+def target_values(table: RunsTable, target: Target) -> np.ndarray:
+    """The target per run: one column, or the weighted mean of several."""
+    return sum(w * table.y(c) for c, w in target_weights(target).items())
+
+
+def _natural(table: RunsTable, natural: dict[str, float] | None) -> tuple[np.ndarray, str]:
+    """The natural mixture in domain order, and where it came from (given, or the mean of the swept weights)."""
+    if natural is None:
+        return table.X.mean(axis=0), "mean of the swept weights"
+    missing = sorted(set(table.domains) - set(natural))
+    if missing:
+        raise ValueError(f"the natural mixture lacks domain(s) {missing}")
+    v = np.array([float(natural[d]) for d in table.domains])
+    return v / v.sum(), "given"
+
+
 def propose_mixture(
     table: RunsTable,
-    target: str,
-    constraints: ConstraintsConfig,
-    predictor: str,
-    name: str,
-    mixtures_dir: str | Path,
+    cfg: ProposeConfig,
     sweep: str,
-    folds: int = 5,
-    seed: int = 0,
+    natural: dict[str, float] | None = None,
+    available_tokens: dict[str, int] | None = None,
 ) -> tuple[MixtureSpec, Path]:
-    """Fit the predictor, minimise it under the constraints and write `<mixtures_dir>/<name>.yaml`."""
+    """Fit the predictor, minimise it under the constraints, bootstrap it, write `<mixtures_dir>/<name>.yaml`."""
+    from automixer.feasible import feasible_set, repetition_caps
     from automixer.optimize import minimize_mixture
     from automixer.predict import select_predictor
+    from automixer.uncertainty import bootstrap_proposal
 
-    y = table.y(target)
-    est, chosen, scores = select_predictor(predictor, table.X, y, folds=folds, seed=seed)
+    c = cfg.constraints
+    nat, nat_source = _natural(table, natural)
+    nat_dict = dict(zip(table.domains, nat.tolist(), strict=True))
+    feasible = feasible_set(table.domains, c, nat_dict, available_tokens)
+    feasible.check()  # fail on conflicting constraints before any fitting
+    y = target_values(table, cfg.target)
+    est, chosen, scores = select_predictor(cfg.predictor, table.X, y, folds=cfg.cv_folds, seed=cfg.seed)
+    tr = c.trust_region
+    penalty = tr.kl_penalty if tr else 0.0
     weights, predicted = minimize_mixture(
-        est.predict, table.domains, dict(constraints.min_weight), dict(constraints.max_weight), seed=seed
+        est.predict, feasible, seed=cfg.seed, top_k=cfg.top_k_average, kl_penalty=penalty, natural=nat
     )
+    uncertainty = None
+    if cfg.bootstrap:
+        w = np.array([weights[d] for d in table.domains])
+        try:
+            boot = bootstrap_proposal(
+                est, table.X, y, feasible, w, nat, cfg.bootstrap, cfg.ci_level, cfg.seed, cfg.top_k_average, penalty
+            )
+            uncertainty = Uncertainty(**boot)
+        except RuntimeError as exc:  # every refit failed: keep the proposal, say why it has no intervals
+            warnings.warn(f"no bootstrap intervals: {exc}", stacklevel=2)
     best = int(np.argmin(y))
+    name = target_name(cfg.target)
+    available = {**(available_tokens or {}), **c.available_tokens}
+    caps = repetition_caps(table.domains, c.max_repetition_ratio, c.full_run_tokens, available)
     provenance = {
         "sweep": str(sweep),
         "n_runs": len(table.df),
@@ -104,12 +190,56 @@ def propose_mixture(
         "predictor": chosen,
         "cv_spearman": scores[chosen],
         "cv_scores": scores,
-        "cv_folds": folds,
-        "seed": seed,
-        "constraints": constraints.model_dump(mode="json"),
-        "best_observed": {"run_id": table.run_ids[best], target: float(y[best])},
+        "cv_folds": cfg.cv_folds,
+        "seed": cfg.seed,
+        **({"target_weights": target_weights(cfg.target)} if isinstance(cfg.target, dict) else {}),
+        "constraints": c.model_dump(mode="json", exclude_defaults=True),
+        **({"repetition_caps": caps} if caps else {}),
+        "optimiser": f"top-{cfg.top_k_average} average" if cfg.top_k_average else "multi-start SLSQP",
+        "natural": {"weights": nat_dict, "source": nat_source, name: float(est.predict(nat[None, :])[0])},
+        "best_observed": {"run_id": table.run_ids[best], name: float(y[best])},
         "created": utc_now(),
         "automixer_version": automixer_version(),
     }
-    spec = MixtureSpec(name=name, weights=weights, target=target, predicted_target=predicted, provenance=provenance)
-    return spec, write_mixture(spec, mixtures_dir)
+    spec = MixtureSpec(
+        name=cfg.name,
+        weights=weights,
+        target=name,
+        predicted_target=predicted,
+        uncertainty=uncertainty,
+        provenance=provenance,
+    )
+    return spec, write_mixture(spec, cfg.mixtures_dir)
+
+
+def pareto_front(
+    table: RunsTable,
+    targets: list[Target],
+    cfg: ProposeConfig,
+    natural: dict[str, float] | None = None,
+    available_tokens: dict[str, int] | None = None,
+    n_points: int = 11,
+) -> list[dict]:
+    """The predicted Pareto front of two targets under the constraints: [{weights, <target>: value, ...}]."""
+    from automixer.feasible import feasible_set
+    from automixer.optimize import pareto_front as front
+    from automixer.predict import select_predictor
+
+    if len(targets) != 2:
+        raise ValueError(f"a Pareto front needs two targets, got {targets}")
+    nat, _ = _natural(table, natural)
+    feasible = feasible_set(
+        table.domains, cfg.constraints, dict(zip(table.domains, nat, strict=True)), available_tokens
+    )
+    feasible.check()
+    names = [target_name(t) for t in targets]
+    keep = np.ones(len(table.df), dtype=bool)
+    for t in targets:
+        keep &= np.isfinite(target_values(table, t))
+    table = dataclasses.replace(table, df=table.df.loc[keep].reset_index(drop=True))
+    ests = [
+        select_predictor(cfg.predictor, table.X, target_values(table, t), folds=cfg.cv_folds, seed=cfg.seed)[0]
+        for t in targets
+    ]
+    points = front(ests[0].predict, ests[1].predict, feasible, n_points=n_points, seed=cfg.seed)
+    return [{"weights": w, names[0]: a, names[1]: b} for w, a, b in points]

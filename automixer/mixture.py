@@ -15,6 +15,39 @@ from automixer.io import read_structured, write_text_atomic
 SUM_TOL = 1e-6
 
 
+class Uncertainty(BaseModel):
+    """How sure the proposal is: a bootstrap over runs (refit the predictor, re-optimise under the constraints)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str = "bootstrap over runs"
+    """How the intervals were made."""
+    n_resamples: int = Field(ge=1)
+    """Resamples of the runs (with replacement)."""
+    n_failed: int = Field(default=0, ge=0)
+    """Resamples whose refit failed; left out of every interval."""
+    level: float = Field(gt=0, lt=1)
+    """Coverage of the percentile intervals, e.g. 0.9."""
+    seed: int = 0
+    """Seed of the resamples."""
+    predicted_target_ci: tuple[float, float]
+    """Interval on the predicted target at the proposed weights."""
+    weights_ci: dict[str, tuple[float, float]]
+    """Interval on each domain's weight when the proposal is re-made from resampled runs."""
+    natural: dict[str, float]
+    """The natural mixture (each domain's share of available tokens) the proposal is compared with."""
+    natural_predicted_target_ci: tuple[float, float]
+    """Interval on the predicted target of the natural mixture."""
+    improvement_ci: tuple[float, float]
+    """Interval on predicted(natural) - predicted(proposal); above 0: the proposal is predicted better."""
+    reoptimised_target_ci: tuple[float, float]
+    """Interval on the optimum each resample's fit finds (biased low: each optimises its own noise)."""
+    p_beats_natural: float = Field(ge=0, le=1)
+    """Share of resamples whose fit predicts the proposal below (better than) the natural mixture."""
+    seconds: float = 0.0
+    """Wall time of the bootstrap."""
+
+
 class MixtureSpec(BaseModel):
     """A mixture proposal or baseline: weights per domain summing to 1, plus provenance."""
 
@@ -28,6 +61,8 @@ class MixtureSpec(BaseModel):
     """The metric the mixture was chosen to minimise, e.g. bpb_mean."""
     predicted_target: float | None = None
     """The predictor's value of `target` at these weights."""
+    uncertainty: Uncertainty | None = None
+    """Bootstrap intervals and P(beats natural); absent in specs written without a bootstrap."""
     provenance: dict[str, Any] = {}
     """How it was made: sweep, n_runs, predictor, cv_spearman, constraints, created, automixer version."""
 
@@ -78,8 +113,10 @@ def write_mixture(spec: MixtureSpec, mixtures_dir: str | Path) -> Path:
         "target": spec.target,
         "predicted_target": spec.predicted_target,
         "weights": dict(spec.weights),
-        "provenance": _plain(spec.provenance),
     }
+    if spec.uncertainty is not None:
+        doc["uncertainty"] = spec.uncertainty.model_dump(mode="json")
+    doc["provenance"] = _plain(spec.provenance)
     header = "# automixer mixture spec: weights per domain (sum to 1); read with automixer.mixture.read_mixture\n"
     write_text_atomic(path, header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
     return path

@@ -1,4 +1,4 @@
-"""Minimise any predictor over the simplex with per-domain bounds."""
+"""Minimise any predictor over a feasible set of mixtures (bounds, pins, groups, caps, trust region)."""
 
 from __future__ import annotations
 
@@ -7,117 +7,139 @@ from collections.abc import Callable
 
 import numpy as np
 
-BOUND_TOL = 1e-12
+from automixer.feasible import FeasibleSet, kl_divergence
+
+Predict = Callable[[np.ndarray], np.ndarray]
 
 
-def check_bounds(domains: list[str], lower: dict[str, float], upper: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Bound arrays in domain order (missing: 0 and 1); a ValueError naming any conflict."""
-    for name, bounds in (("min_weight", lower), ("max_weight", upper)):
-        unknown = sorted(set(bounds) - set(domains))
-        if unknown:
-            raise ValueError(f"{name} names unknown domain(s) {unknown}; domains are {domains}")
-    lo = np.array([float(lower.get(d, 0.0)) for d in domains])
-    hi = np.array([float(upper.get(d, 1.0)) for d in domains])
-    for d, a, b in zip(domains, lo, hi, strict=True):
-        if not 0.0 <= a <= b <= 1.0:
-            raise ValueError(f"bounds of {d} must satisfy 0 <= min_weight <= max_weight <= 1, got [{a}, {b}]")
-    if lo.sum() > 1.0 + BOUND_TOL:
-        parts = ", ".join(f"{d}={lower[d]:g}" for d in domains if lower.get(d, 0.0) > 0)
-        raise ValueError(f"min_weight sums to {lo.sum():.6g} > 1: {parts}")
-    if hi.sum() < 1.0 - BOUND_TOL:
-        parts = ", ".join(f"{d}={b:g}" for d, b in zip(domains, hi, strict=True))
-        raise ValueError(f"max_weight sums to {hi.sum():.6g} < 1: {parts}")
-    return lo, hi
-
-
-def project(V: np.ndarray, lo: np.ndarray, hi: np.ndarray, iters: int = 100) -> np.ndarray:
-    """Euclidean projection of each row onto {lo <= w <= hi, sum w = 1}, made exactly feasible."""
-    V = np.atleast_2d(np.asarray(V, dtype=float))
-    a = (V - hi).min(axis=1)  # tau here puts every coordinate at hi: sum >= 1
-    b = (V - lo).max(axis=1)  # tau here puts every coordinate at lo: sum <= 1
-    for _ in range(iters):
-        mid = 0.5 * (a + b)
-        over = np.clip(V - mid[:, None], lo, hi).sum(axis=1) > 1.0
-        a = np.where(over, mid, a)
-        b = np.where(over, b, mid)
-    W = np.clip(V - (0.5 * (a + b))[:, None], lo, hi)
-    return np.array([_fix_sum(w, lo, hi) for w in W])
-
-
-def _fix_sum(w: np.ndarray, lo: np.ndarray, hi: np.ndarray, snap: float = 1e-9) -> np.ndarray:
-    """Snap values within `snap` of a bound onto it, then put the sum's residual on free coordinates."""
-    w = np.where(np.abs(w - lo) <= snap, lo, np.where(np.abs(w - hi) <= snap, hi, w))
-    for _ in range(len(w)):
-        r = 1.0 - w.sum()
-        if r == 0.0:
-            break
-        room = (hi - w) if r > 0 else (w - lo)
-        free = (w > lo) & (w < hi)
-        i = int(np.argmax(np.where(free, room, -1.0))) if (free & (room > 0)).any() else int(np.argmax(room))
-        w[i] = np.clip(w[i] + r, lo[i], hi[i])
-    return w
-
-
-def _candidates(lo: np.ndarray, hi: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Feasible candidates: flat and corner-seeking Dirichlet draws scaled above lo, projected into bounds."""
-    k = len(lo)
-    free = 1.0 - lo.sum()
-    flat = rng.dirichlet(np.ones(k), size=n - n // 3)
-    corner = rng.dirichlet(np.full(k, 0.2), size=n // 3)
-    raw = np.vstack([np.full((1, k), 1.0 / k), flat, corner])
-    return project(lo + free * raw, lo, hi)
-
-
-def _safe(predict: Callable[[np.ndarray], np.ndarray], W: np.ndarray) -> np.ndarray:
+def _safe(predict: Predict, W: np.ndarray) -> np.ndarray:
     out = np.asarray(predict(W), dtype=float).reshape(len(W))
     return np.where(np.isfinite(out), out, np.inf)
 
 
+def score(predict: Predict, W: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """The predictor's value on each row of W, in chunks; non-finite values become +inf."""
+    W = np.atleast_2d(W)
+    return np.concatenate([_safe(predict, W[i : i + chunk]) for i in range(0, len(W), chunk)])
+
+
+def penalised(predict: Predict, natural: np.ndarray | None, kl_penalty: float) -> Predict:
+    """`predict` plus kl_penalty * KL(w || natural) (the predictor itself when the penalty is 0)."""
+    if not kl_penalty:
+        return predict
+    if natural is None:
+        raise ValueError("trust_region.kl_penalty needs the natural mixture (from the sweep, or given)")
+    return lambda W: np.asarray(predict(W), dtype=float).reshape(-1) + kl_penalty * kl_divergence(W, natural)
+
+
+def _starts(C: np.ndarray, scores: np.ndarray, n: int) -> list[np.ndarray]:
+    """The `n` best candidates that differ from each other by more than 1e-3 in L1."""
+    starts: list[np.ndarray] = []
+    for i in np.argsort(scores, kind="stable"):
+        if len(starts) >= n or not np.isfinite(scores[i]):
+            break
+        if all(np.abs(C[i] - s).sum() > 1e-3 for s in starts):
+            starts.append(C[i])
+    return starts
+
+
+def _value_and_grad(objective: Predict, w: np.ndarray, h: float = 1e-6) -> tuple[float, np.ndarray]:
+    """The objective and its central-difference gradient at w, from one batched predictor call."""
+    k = len(w)
+    steps = h * np.eye(k)
+    f = _safe(objective, np.vstack([w[None, :], w + steps, w - steps]))
+    if not np.isfinite(f).all():
+        return float(f[0]), np.zeros(k)
+    return float(f[0]), (f[1 : k + 1] - f[k + 1 :]) / (2 * h)
+
+
+def _polish(objective: Predict, start: np.ndarray, feasible: FeasibleSet) -> np.ndarray:
+    """SLSQP from `start` under every constraint, made exactly feasible afterwards."""
+    from scipy.optimize import minimize
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = minimize(
+            lambda w: _value_and_grad(objective, w),
+            start,
+            jac=True,
+            method="SLSQP",
+            bounds=list(zip(feasible.lo, feasible.hi, strict=True)),
+            constraints=feasible.scipy_constraints(),
+            options={"maxiter": 200, "ftol": 1e-12},
+        )
+    return feasible.repair(res.x[None, :])[0]
+
+
 def minimize_mixture(
-    predict: Callable[[np.ndarray], np.ndarray],
-    domains: list[str],
-    lower: dict[str, float],
-    upper: dict[str, float],
+    predict: Predict,
+    feasible: FeasibleSet,
     seed: int = 0,
     n_candidates: int = 20000,
     n_polish: int = 5,
+    top_k: int | None = None,
+    kl_penalty: float = 0.0,
+    natural: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
 ) -> tuple[dict[str, float], float]:
-    """The feasible mixture with the lowest predicted value, and that value.
+    """The feasible mixture with the lowest predicted value, and the predictor's value there.
 
-    Works for any vectorised predictor (rows of weights -> values): it scores `n_candidates` random
-    feasible mixtures, polishes the best `n_polish` distinct ones with SLSQP (bounds plus the sum-to-one
-    constraint), projects the results back so they are exactly feasible, and keeps the best.
+    Works for any vectorised predictor (rows of weights -> values). It scores `n_candidates` feasible
+    mixtures (or the given `candidates`), then either averages the `top_k` best (RegMix) or polishes the
+    best `n_polish` distinct ones with SLSQP under every constraint; results are repaired to be exactly
+    feasible. With `kl_penalty`, kl_penalty * KL(w || natural) is added to the predictor while choosing.
     """
-    from scipy.optimize import minimize
-
-    lo, hi = check_bounds(domains, lower, upper)
-    rng = np.random.default_rng(seed)
-    C = _candidates(lo, hi, max(n_candidates, 10), rng)
-    scores = np.concatenate([_safe(predict, C[i : i + 4096]) for i in range(0, len(C), 4096)])
+    feasible.check()
+    objective = penalised(predict, natural, kl_penalty)
+    C = feasible.sample(max(n_candidates, 10), np.random.default_rng(seed)) if candidates is None else candidates
+    scores = score(objective, C)
     if not np.isfinite(scores).any():
         raise ValueError("the predictor returned no finite value on any feasible mixture")
-    starts: list[np.ndarray] = []
-    for i in np.argsort(scores, kind="stable"):
-        if all(np.abs(C[i] - s).sum() > 1e-3 for s in starts):
-            starts.append(C[i])
-        if len(starts) >= n_polish:
-            break
-    best_w, best_f = C[int(np.argmin(scores))], float(scores.min())
-    bounds = list(zip(lo, hi, strict=True))
-    cons = [{"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones_like(w)}]
-    for s in starts:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            res = minimize(
-                lambda w: float(_safe(predict, w[None, :])[0]),
-                s,
-                method="SLSQP",
-                bounds=bounds,
-                constraints=cons,
-                options={"maxiter": 200, "ftol": 1e-12},
-            )
-        w = project(res.x[None, :], lo, hi)[0]
-        f = float(_safe(predict, w[None, :])[0])
-        if f < best_f:
-            best_w, best_f = w, f
-    return {d: float(x) for d, x in zip(domains, best_w, strict=True)}, best_f
+    if top_k is not None:
+        order = np.argsort(scores, kind="stable")[: min(top_k, int(np.isfinite(scores).sum()))]
+        best_w = feasible.repair(C[order].mean(axis=0)[None, :])[0]
+    else:
+        best_w, best_f = C[int(np.argmin(scores))], float(scores.min())
+        for s in _starts(C, scores, n_polish):
+            w = _polish(objective, s, feasible)
+            f = float(_safe(objective, w[None, :])[0])
+            if f < best_f:
+                best_w, best_f = w, f
+    value = float(_safe(predict, best_w[None, :])[0])
+    return {d: float(x) for d, x in zip(feasible.domains, best_w, strict=True)}, value
+
+
+def pareto_front(
+    predict_a: Predict,
+    predict_b: Predict,
+    feasible: FeasibleSet,
+    n_points: int = 11,
+    seed: int = 0,
+    n_candidates: int = 20000,
+) -> list[tuple[dict[str, float], float, float]]:
+    """Mixtures on the predicted Pareto front of two objectives, with both values, sorted by the first.
+
+    Minimises (1 - a) f_a / s_a + a f_b / s_b for `n_points` values of a in [0, 1] (s: each objective's
+    spread over the feasible candidates), then keeps the distinct non-dominated results. A weighted sum
+    finds the convex part of the front.
+    """
+    feasible.check()
+    pool = feasible.sample(max(n_candidates, 10), np.random.default_rng(seed))
+    fa, fb = score(predict_a, pool), score(predict_b, pool)
+    sa = float(np.ptp(fa[np.isfinite(fa)])) or 1.0
+    sb = float(np.ptp(fb[np.isfinite(fb)])) or 1.0
+    points = []
+    for a in np.linspace(0.0, 1.0, n_points):
+
+        def blend(W: np.ndarray, a: float = a) -> np.ndarray:
+            return (1 - a) * np.asarray(predict_a(W)) / sa + a * np.asarray(predict_b(W)) / sb
+
+        w, _ = minimize_mixture(blend, feasible, seed=seed, n_polish=2, candidates=pool)
+        x = np.array([list(w.values())])
+        points.append((w, float(score(predict_a, x)[0]), float(score(predict_b, x)[0])))
+    front = []
+    for w, va, vb in sorted(points, key=lambda p: (p[1], p[2])):
+        dominated = any((oa <= va and ob <= vb) and (oa < va or ob < vb) for _, oa, ob in points)
+        if not dominated and all(abs(va - fa_) > 1e-9 or abs(vb - fb_) > 1e-9 for _, fa_, fb_ in front):
+            front.append((w, va, vb))
+    return front

@@ -97,17 +97,31 @@ def run_proxies(cfg: PipelineConfig, mixtures: list[dict], logger: logging.Logge
     return results
 
 
+def propose_inputs(cfg: PipelineConfig) -> dict:
+    """The natural mixture (from the sweep) and per-domain available tokens (shards manifest), where present."""
+    from automixer.proxy.data import natural_distribution
+
+    out: dict = {"natural": None, "available_tokens": None}
+    fp, meta = cfg.path("sweep", "fingerprint.json"), cfg.path("data", "meta.json")
+    if fp.exists():
+        out["natural"] = json.loads(fp.read_text()).get("natural")
+    elif meta.exists():
+        out["natural"] = natural_distribution(json.loads(meta.read_text()))
+    manifest = cfg.path("shards", "manifest.json")
+    if manifest.exists():
+        domains = json.loads(manifest.read_text()).get("domains", {})
+        out["available_tokens"] = {d: int(v["tokens"]) for d, v in domains.items() if "tokens" in v}
+    return out
+
+
 def propose(cfg: PipelineConfig, runs_table: str | Path | None = None) -> dict:
     """Fit the predictor on the runs table and write the constrained proposal to `mixtures/<name>.yaml`."""
-    from automixer.fitting import propose_mixture
-    from automixer.sweep.table import load_runs_table
+    from automixer.fitting import load_target_table, propose_mixture
 
     p = cfg.propose
     table_path = Path(runs_table) if runs_table else cfg.path("sweep", "runs.parquet")
     if not table_path.exists():
         raise FileNotFoundError(f"runs table not found: {table_path}; run `automixer sweep` first")
-    table = load_runs_table(table_path, p.target)
-    spec, path = propose_mixture(
-        table, p.target, p.constraints, p.predictor, p.name, Path(p.mixtures_dir), str(table_path), p.cv_folds, 0
-    )
+    table = load_target_table(table_path, p.target)
+    spec, path = propose_mixture(table, p, str(table_path), **propose_inputs(cfg))
     return {"path": str(path), "spec": spec.model_dump(mode="json")}

@@ -63,22 +63,72 @@ def test_missing_target_is_a_clear_error(tables):
 def test_propose_from_runs_table_respects_bounds(tables, tmp_path):
     train, _, _ = tables
     args = ["propose", "--runs", str(train), "--target", "loss", "--min", "math=0.2", "--max", "code=0.5"]
-    res = runner.invoke(app, [*args, "--name", "byo", "--out", str(tmp_path / "mix")])
+    res = runner.invoke(app, [*args, "--name", "byo", "--out", str(tmp_path / "mix"), "--bootstrap", "0"])
     assert res.exit_code == 0, res.output
     spec = yaml.safe_load((tmp_path / "mix" / "byo.yaml").read_text())
     w = spec["weights"]
     assert abs(sum(w.values()) - 1) < 1e-6 and w["math"] >= 0.2 - 1e-9 and w["code"] <= 0.5 + 1e-9
     assert spec["provenance"]["constraints"]["min_weight"] == {"math": 0.2}
+    assert "uncertainty" not in spec and "CI" not in res.output
+
+
+def test_propose_prints_and_stores_intervals(tables, tmp_path):
+    train, _, _ = tables
+    args = ["propose", "--runs", str(train), "--target", "loss", "--predictor", "linear", "--out", str(tmp_path)]
+    extra = [
+        "--pin",
+        "math=0.2",
+        "--group",
+        "cw:code+web>=0.5",
+        "--trust-kl",
+        "0.5",
+        "--bootstrap",
+        "12",
+        "--ci",
+        "0.8",
+    ]
+    res = runner.invoke(app, [*args, *extra, "--natural", "code=0.3", "--natural", "math=0.3", "--natural", "web=0.4"])
+    assert res.exit_code == 0, res.output
+    spec = yaml.safe_load((tmp_path / "proposal.yaml").read_text())
+    u, w = spec["uncertainty"], spec["weights"]
+    assert w["math"] == 0.2 and w["code"] + w["web"] >= 0.5 - 1e-9
+    assert u["n_resamples"] == 12 and u["level"] == 0.8 and u["natural"] == {"code": 0.3, "math": 0.3, "web": 0.4}
+    out = " ".join(res.output.split())
+    lo, hi = u["predicted_target_ci"]
+    assert f"predicted loss = {spec['predicted_target']:.4f} (80% CI [{lo:.4f}, {hi:.4f}])" in out
+    assert f"[{u['weights_ci']['code'][0]:.4f}, {u['weights_ci']['code'][1]:.4f}]" in out
+    assert f"P(proposal beats natural) = {u['p_beats_natural']:.2f} over 12 bootstrap refits" in out
+    assert spec["provenance"]["constraints"]["trust_region"] == {"radius": 0.5}
 
 
 def test_propose_bad_bound_syntax_and_infeasible(tables, tmp_path):
     train, _, _ = tables
-    res = runner.invoke(app, ["propose", "--runs", str(train), "--target", "loss", "--min", "code:0.2"])
+    base = ["propose", "--runs", str(train), "--target", "loss", "--out", str(tmp_path)]
+    res = runner.invoke(app, [*base, "--min", "code:0.2"])
     assert res.exit_code == 2 and "DOMAIN=WEIGHT" in res.output
-    res = runner.invoke(
-        app, ["propose", "--runs", str(train), "--target", "loss", "--min", "code=0.7", "--min", "web=0.5"]
-    )
+    res = runner.invoke(app, [*base, "--min", "code=0.7", "--min", "web=0.5"])
     assert res.exit_code == 2 and "1.200 > 1" in res.output
+    res = runner.invoke(app, [*base, "--group", "code+web=0.5"])
+    assert res.exit_code == 2 and "--group expects" in res.output
+    res = runner.invoke(app, [*base, "--min", "code=0.6", "--group", "mw:math+web>=0.5", "--max", "web=0.9"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "infeasible constraints: min_weight.code=0.6 + group 'mw'>=0.5 need at least 1.1 > 1" in res.output
+    assert not list(tmp_path.glob("*.yaml"))
+
+
+def test_propose_weighted_target_and_pareto(tables, tmp_path):
+    train, _, _ = tables
+    df = pd.read_csv(train)
+    df["loss_web"] = 1.0 - 0.5 * df["weight_web"]
+    df.to_csv(train, index=False)
+    base = ["propose", "--runs", str(train), "--predictor", "linear", "--out", str(tmp_path), "--bootstrap", "0"]
+    res = runner.invoke(app, [*base, "--target", "loss=1,loss_web=3"])
+    assert res.exit_code == 0, res.output
+    spec = yaml.safe_load((tmp_path / "proposal.yaml").read_text())
+    assert spec["target"] == "0.25*loss+0.75*loss_web" and spec["provenance"]["n_runs"] == 39
+    res = runner.invoke(app, [*base, "--pareto", "loss,loss_web"])
+    assert res.exit_code == 0, res.output
+    assert "Pareto front: loss vs loss_web" in res.output and res.output.count("│") > 20
 
 
 def test_bad_config_fails_before_work(tmp_path):

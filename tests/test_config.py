@@ -64,3 +64,8 @@ def test_readme_example_config_is_valid():
     block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
     cfg = config_from_dict(yaml.safe_load(block), where="README example")
     assert {s.format for s in cfg.sources} == {"jsonl", "parquet", "hf", "warc"}
+
+
+def test_constraints_naming_an_unknown_domain_fail_at_load() -> None:
+    with pytest.raises(ConfigError, match=r"propose.constraints name \['news'\]"):
+        config_from_dict({"propose": {"constraints": {"groups": [{"name": "g", "domains": ["news"], "min": 0.1}]}}})

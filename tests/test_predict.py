@@ -1,15 +1,37 @@
-"""Predictors on a synthetic data-mixing law, CV Spearman and selection."""
+"""Predictors on synthetic data-mixing laws, CV Spearman, selection and ensembles."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy.stats import spearmanr
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from automixer.predict import PREDICTORS, GPPredictor, LogLinearPredictor, cv_spearman, select_predictor
+from automixer.predict import (
+    PREDICTORS,
+    EnsemblePredictor,
+    GPPredictor,
+    LightGBMPredictor,
+    LogLinearPredictor,
+    MultiLogLinearPredictor,
+    build_predictor,
+    choose_candidate,
+    cv_spearman,
+    fit_estimator,
+    select_predictor,
+    target_components,
+)
 
 DOMAINS = ["code", "math", "web", "synthetic"]
+T = np.array([[-2.5, 0.3, 0.2, 0.0], [0.1, -3.0, 0.0, 0.4], [0.2, 0.0, -1.5, 0.3], [0.0, 0.5, 0.3, -2.0]])
+"""Per-domain law exponents: row j is t_j of L_j = c_j + k_j exp(t_j . w) (own domain helps most)."""
+
+
+def per_domain_losses(X: np.ndarray) -> np.ndarray:
+    """Four per-domain losses, each its own data-mixing law; their mean is a bpb_mean-like target."""
+    return np.array([2.0, 2.5, 3.0, 2.2]) + np.array([1.0, 0.8, 0.6, 1.2]) * np.exp(X @ T.T)
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +41,16 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     X = rng.dirichlet(np.ones(len(DOMAINS)), size=60)
     y = 1.0 + 0.5 * np.exp(-2.0 * X[:, 0] + 1.0 * X[:, 2]) + rng.normal(0.0, 0.01, size=60)
     return X, y
+
+
+@pytest.fixture(scope="module")
+def multi() -> tuple[np.ndarray, ...]:
+    """32 noisy training mixtures of the per-domain laws and 300 noise-free held-out ones."""
+    rng = np.random.default_rng(7)
+    X = rng.dirichlet(np.ones(4), size=32)
+    C = per_domain_losses(X) + rng.normal(0.0, 0.01, size=(32, 4))
+    Xt = rng.dirichlet(np.ones(4), size=300)
+    return X, C.mean(axis=1), C, Xt, per_domain_losses(Xt).mean(axis=1)
 
 
 def test_loglinear_recovers_the_law(data) -> None:
@@ -31,6 +63,28 @@ def test_loglinear_recovers_the_law(data) -> None:
     assert model.sign_ == 1.0  # loss grows with exp(.), as in the law
 
 
+def test_loglinear_fits_a_decreasing_law() -> None:
+    X = np.random.default_rng(2).dirichlet(np.ones(3), size=40)
+    y = 4.0 - 0.7 * np.exp(1.5 * X[:, 1])
+    assert LogLinearPredictor().fit(X, y).sign_ == -1.0
+    model = LogLinearPredictor(l2=1e-8).fit(X, y)  # without the ridge's pull on t the law is exact
+    assert model.sign_ == -1.0 and np.abs(model.predict(X) - y).max() < 1e-4
+    assert np.allclose(model.t_ - model.t_.mean(), [-0.5, 1.0, -0.5], atol=1e-3)
+
+
+def test_multi_target_law_beats_one_law_on_a_mean_of_laws(multi) -> None:
+    X, y, C, Xt, yt = multi
+    model = MultiLogLinearPredictor().fit(X, y, components=C)
+    assert len(model.laws_) == 4 and np.allclose(model.combine_, 0.25, atol=1e-6)
+    assert model.predict_components(Xt).shape == (300, 4)
+    multi_err = np.abs(model.predict(Xt) - yt).mean()
+    single_err = np.abs(LogLinearPredictor().fit(X, y).predict(Xt) - yt).mean()
+    assert multi_err < 0.5 * single_err
+    assert spearmanr(model.predict(Xt), yt).statistic > 0.97
+    # without components it is the single-target law
+    assert np.allclose(MultiLogLinearPredictor().fit(X, y).predict(Xt), LogLinearPredictor().fit(X, y).predict(Xt))
+
+
 def test_gp_ranks_well(data) -> None:
     X, y = data
     assert cv_spearman(GPPredictor(), X, y, folds=5, seed=0) > 0.8
@@ -38,29 +92,79 @@ def test_gp_ranks_well(data) -> None:
     assert mean.shape == std.shape == (3,) and np.all(std > 0)
 
 
-def test_auto_picks_the_best(data) -> None:
+def test_lightgbm_fits_and_ranks_a_known_function() -> None:
+    rng = np.random.default_rng(3)
+    X, Xt = rng.dirichlet(np.ones(4), size=64), rng.dirichlet(np.ones(4), size=300)
+
+    def f(W: np.ndarray) -> np.ndarray:
+        return (W[:, 0] - 0.3) ** 2 + 0.5 * W[:, 1]
+
+    model = LightGBMPredictor().fit(X, f(X))
+    assert spearmanr(model.predict(Xt), f(Xt)).statistic > 0.85
+    assert np.ptp(LightGBMPredictor().fit(X[:16], f(X[:16])).predict(Xt)) > 0  # splits even on 16 runs
+    assert np.array_equal(model.predict(Xt), LightGBMPredictor().fit(X, f(X)).predict(Xt))  # deterministic
+
+
+def test_auto_scores_every_candidate_and_fits_its_pick(data) -> None:
     X, y = data
-    est, chosen, scores = select_predictor("auto", X, y, folds=5, seed=0)
-    assert set(scores) == set(PREDICTORS)
-    assert scores[chosen] == max(scores.values())
-    assert isinstance(est, PREDICTORS[chosen]) and hasattr(est, "n_features_in_")
+    est, chosen, scores = select_predictor("auto", X, y, folds=5, seed=0, repeats=1)
+    singles = set(PREDICTORS) - {"loglinear_multi"}  # needs components
+    assert set(scores) == singles | {"loglinear+gp"}  # + the default ensemble
+    assert chosen in scores and chosen in (max(scores, key=scores.get), "loglinear+gp")
+    assert isinstance(est, type(build_predictor(chosen))) and hasattr(est, "n_features_in_")
     est2, chosen2, scores2 = select_predictor("linear", X, y, folds=5, seed=0)
     assert chosen2 == "linear" and list(scores2) == ["linear"]
     with pytest.raises(ValueError, match="unknown predictor 'ridge'"):
         select_predictor("ridge", X, y)
+    with pytest.raises(ValueError, match="unknown predictor"):
+        build_predictor("gp+ridge")
 
 
-@pytest.mark.parametrize("name", list(PREDICTORS))
+def test_choose_candidate_keeps_the_default_unless_clearly_beaten() -> None:
+    y = np.arange(40.0)
+    rng = np.random.default_rng(0)
+    base = y + rng.normal(0.0, 8.0, size=(2, 40))  # the two default members agree: their mean is no better
+    close = {"loglinear": base, "gp": base.copy(), "linear": y + rng.normal(0.0, 7.0, size=(2, 40))}
+    chosen, scores = choose_candidate(close, y, ("loglinear", "gp"))
+    assert set(scores) == {"loglinear", "gp", "linear", "loglinear+gp"}
+    assert max(scores, key=scores.get) == "linear" and scores["linear"] - scores["loglinear+gp"] < 0.02
+    assert chosen == "loglinear+gp"  # the best CV score, but within noise: keep the default
+    clear = {**close, "lightgbm": y + rng.normal(0.0, 0.5, size=(2, 40))}
+    assert choose_candidate(clear, y, ("loglinear", "gp"))[0] == "lightgbm"  # far better: picked
+
+
+def test_auto_is_within_002_of_the_best_single_predictor(multi) -> None:
+    X, y, C, Xt, yt = multi
+    fitted = {name: fit_estimator(PREDICTORS[name](), X, y, C) for name in PREDICTORS}
+    held_out = {name: spearmanr(est.predict(Xt), yt).statistic for name, est in fitted.items()}
+    est, chosen, scores = select_predictor("auto", X, y, components=C)
+    auto = spearmanr(est.predict(Xt), yt).statistic
+    assert "loglinear_multi" in scores
+    assert auto >= max(held_out.values()) - 0.02, (chosen, auto, held_out)
+
+
+def test_ensemble_is_the_mean_of_its_members(data) -> None:
+    X, y = data
+    ens = build_predictor("gp+linear")
+    assert isinstance(ens, EnsemblePredictor) and ens.fit(X[:40], y[:40]) is ens
+    members = [GPPredictor().fit(X[:40], y[:40]), PREDICTORS["linear"]().fit(X[:40], y[:40])]
+    assert np.allclose(ens.predict(X[40:]), np.mean([m.predict(X[40:]) for m in members], axis=0))
+    with pytest.raises(ValueError, match="at least one estimator"):
+        EnsemblePredictor().fit(X, y)
+
+
+@pytest.mark.parametrize("name", [*PREDICTORS, "loglinear+lightgbm"])
 def test_sklearn_conventions(data, name: str) -> None:
     X, y = data
-    est = PREDICTORS[name]()
-    params = est.get_params()
+    est = build_predictor(name)
+    params = est.get_params(deep=False)
     clone_ = clone(est)
-    assert clone_.get_params() == params and clone_ is not est
+    assert clone_.get_params(deep=False).keys() == params.keys() and clone_ is not est
     assert est.fit(X[:30], y[:30]) is est
     assert est.predict(X[30:]).shape == (30,)
     assert not hasattr(clone(est), "n_features_in_")  # clones are unfitted
     assert all(not k.endswith("_") for k in params)
+    assert [k for k in vars(est) if k.endswith("_") and not k.startswith("_")]  # fitted attributes
     with pytest.raises(ValueError, match="expecting 4 features"):
         est.predict(X[:, :3])
     with pytest.raises(NotFittedError):
@@ -69,7 +173,19 @@ def test_sklearn_conventions(data, name: str) -> None:
 
 def test_cv_spearman_is_deterministic_and_checks_size(data) -> None:
     X, y = data
-    a = cv_spearman(PREDICTORS["linear"](), X, y, folds=5, seed=3)
-    assert a == cv_spearman(PREDICTORS["linear"](), X, y, folds=5, seed=3)
+    a = cv_spearman(PREDICTORS["linear"](), X, y, folds=5, seed=3, repeats=2)
+    assert a == cv_spearman(PREDICTORS["linear"](), X, y, folds=5, seed=3, repeats=2)
+    assert a != cv_spearman(PREDICTORS["linear"](), X, y, folds=5, seed=3, repeats=1)
     with pytest.raises(ValueError, match="at least 5 runs"):
         cv_spearman(PREDICTORS["linear"](), X[:4], y[:4], folds=5)
+
+
+def test_target_components() -> None:
+    X = np.random.default_rng(4).dirichlet(np.ones(4), size=5)
+    C = per_domain_losses(X)
+    df = pd.DataFrame({**{f"bpb_{d}": C[:, i] for i, d in enumerate(DOMAINS)}, "bpb_mean": C.mean(axis=1)})
+    assert np.array_equal(target_components(df, DOMAINS, "bpb_mean"), C)
+    assert np.array_equal(target_components(df, DOMAINS, {"bpb_code": 0.5, "bpb_web": 0.5}), C[:, [0, 2]])
+    assert target_components(df, DOMAINS, "bpb_code") is None
+    assert target_components(df.drop(columns="bpb_web"), DOMAINS, "bpb_mean") is None
+    assert target_components(df.assign(bpb_mean=df["bpb_mean"] + 1), DOMAINS, "bpb_mean") is None

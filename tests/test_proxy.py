@@ -9,11 +9,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from automixer.config import PipelineConfig, ProxyConfig, TokenizerConfig
 from automixer.proxy.data import is_validation, load_arrays, natural_distribution, prepare_data, split_domain
+from automixer.proxy.loss import linear_cross_entropy
 from automixer.proxy.model import ProxyLM
-from automixer.proxy.train import allocate, build_model, evaluate, train_proxy
+from automixer.proxy.train import (
+    COMPILE_MIN_STEPS,
+    allocate,
+    autocast_dtype,
+    build_model,
+    evaluate,
+    is_oom,
+    train_proxy,
+    use_compile,
+)
 from automixer.tokenizer import EOS_TOKEN, load_tokenizer, train_tokenizer
 
 DOMAINS = ["code", "math", "web"]
@@ -144,7 +155,8 @@ def test_train_proxy_is_deterministic_for_a_seed(prepared: dict, tmp_path: Path)
 def test_train_proxy_records_divergence_and_rejects_bad_mixtures(prepared: dict, tmp_path: Path) -> None:
     wild = TINY.model_copy(update={"lr": 1e6})
     result = train_proxy("nan", {"code": 1.0, "math": 1.0}, wild, prepared["data"], tmp_path / "nan", seed=0)
-    assert result["status"] == "failed" and "diverged" in result["error"] and result["metrics"] == {}
+    assert result["status"] == "failed" and result["reason"] == "diverged" and result["metrics"] == {}
+    assert sum(result["tokens_seen"].values()) == result["steps"] * wild.batch_size * wild.seq_len
     assert json.loads((tmp_path / "nan" / "result.json").read_text())["status"] == "failed"
     with pytest.raises(ValueError, match="unknown domain"):
         train_proxy("x", {"code": 1.0, "poetry": 1.0}, TINY, prepared["data"], tmp_path / "x", seed=0)
@@ -152,3 +164,53 @@ def test_train_proxy_records_divergence_and_rejects_bad_mixtures(prepared: dict,
         train_proxy("y", {"code": 1.0, "math": -0.5}, TINY, prepared["data"], tmp_path / "y", seed=0)
     with pytest.raises(FileNotFoundError, match="meta.json"):
         train_proxy("z", {"code": 1.0}, TINY, tmp_path / "nodata", tmp_path / "z", seed=0)
+
+
+def test_precision_and_compile_settings_resolve_per_device() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert autocast_dtype("auto", cpu) is None and autocast_dtype("fp32", cuda) is None
+    assert autocast_dtype("bf16", cpu) is torch.bfloat16
+    assert autocast_dtype("auto", cuda) is (torch.bfloat16 if torch.cuda.is_available() else None)
+    assert not use_compile("auto", cpu, 10**6) and not use_compile("off", cuda, 10**6)
+    assert use_compile("auto", cuda, COMPILE_MIN_STEPS) and not use_compile("auto", cuda, COMPILE_MIN_STEPS - 1)
+    assert use_compile("on", cpu, 1)
+    assert is_oom(MemoryError()) and is_oom(torch.OutOfMemoryError("CUDA out of memory"))
+    assert not is_oom(RuntimeError("shape mismatch")) and not is_oom(ValueError("out of memory"))
+
+
+def test_bf16_autocast_trains_on_cpu(prepared: dict, tmp_path: Path) -> None:
+    cfg = TINY.model_copy(update={"precision": "bf16", "train_tokens": 3000})
+    fp32 = train_proxy(
+        "f", {"code": 1.0}, TINY.model_copy(update={"train_tokens": 3000}), prepared["data"], tmp_path / "f", 0
+    )
+    bf16 = train_proxy("b", {"code": 1.0}, cfg, prepared["data"], tmp_path / "b", seed=0)
+    assert (bf16["status"], bf16["precision"], fp32["precision"]) == ("ok", "bf16", "fp32")
+    assert bf16["metrics"] != fp32["metrics"]  # really computed in bf16
+    assert bf16["metrics"]["bpb_code"] == pytest.approx(fp32["metrics"]["bpb_code"], rel=0.05)
+
+
+def test_out_of_memory_is_a_failed_result(prepared: dict, tmp_path: Path) -> None:
+    huge = TINY.model_copy(update={"batch_size": 2**45, "train_tokens": 2**45 * TINY.seq_len})
+    result = train_proxy("oom", {"code": 1.0, "web": 1.0}, huge, prepared["data"], tmp_path / "oom", seed=0, attempt=2)
+    assert (result["status"], result["reason"], result["attempts"], result["steps"]) == ("failed", "oom", 2, 0)
+    assert result["tokens_seen"] == {d: 0 for d in DOMAINS} and result["n_params"] > 0
+    assert json.loads((tmp_path / "oom" / "result.json").read_text())["reason"] == "oom"
+
+
+@pytest.mark.parametrize("chunk", [1 << 24, 40])
+def test_fused_loss_matches_cross_entropy(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        "automixer.proxy.loss.CHUNK_ELEMENTS", chunk
+    )  # 40: two rows of the 20-token vocabulary at a time
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(37, 8, generator=gen, requires_grad=True)
+    w = torch.randn(20, 8, generator=gen, requires_grad=True)
+    y = torch.randint(0, 20, (37,), generator=gen)
+    ref = F.cross_entropy(F.linear(h, w), y)
+    (ref * 3).backward()
+    want = h.grad.clone(), w.grad.clone()
+    h.grad = w.grad = None
+    got = linear_cross_entropy(h, w, y)
+    (got * 3).backward()
+    assert got.item() == pytest.approx(ref.item(), rel=1e-6)
+    torch.testing.assert_close((h.grad, w.grad), want, rtol=1e-5, atol=1e-6)

@@ -1,15 +1,21 @@
-"""Sweep runner: one result per run, finished runs skipped, failures recorded, pool == in-process."""
+"""Sweep runner: real proxy runs with real faults (divergence, OOM, dead workers), retries, resume after a kill."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from automixer.config import PipelineConfig, ProxyConfig, TokenizerConfig
 from automixer.proxy.data import prepare_data
-from automixer.sweep.runner import run_sweep
+from automixer.sweep.runner import CRASH_EXIT_CODE, FAULTS_ENV, parse_faults, run_sweep, sweep_summary
+from automixer.sweep.table import runs_table_from_results
 from automixer.tokenizer import train_tokenizer
 
 DOMAINS = ["code", "math", "web"]
@@ -29,6 +35,9 @@ DESIGN = [
     {"run_id": "run-000", "weights": {"code": 0.5, "math": 0.3, "web": 0.2}},
     {"run_id": "run-001", "weights": {"code": 0.1, "poetry": 0.9}},
     {"run_id": "run-002", "weights": {"code": 0.0, "math": 0.0, "web": 1.0}},
+    {"run_id": "run-003", "weights": {"code": 0.2, "math": 0.8}},
+    {"run_id": "run-004", "weights": {"code": 0.4, "web": 0.6}},
+    {"run_id": "run-005", "weights": {"math": 0.5, "web": 0.5}},
 ]
 
 
@@ -45,30 +54,107 @@ def data_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return cfg.path("data")
 
 
-def test_sweep_records_failures_and_skips_finished_runs(data_dir: Path, tmp_path: Path) -> None:
+def _mtimes(runs: Path, ids: list[str]) -> dict[str, int]:
+    return {i: (runs / i / "result.json").stat().st_mtime_ns for i in ids}
+
+
+def test_parse_faults() -> None:
+    assert parse_faults(" run-1:nan@1, run-2:crash ,") == {"run-1": ("nan", 1), "run-2": ("crash", None)}
+    for bad in ("run-1:explode", "nan", "run-1:oom@x"):
+        with pytest.raises(ValueError, match=FAULTS_ENV):
+            parse_faults(bad)
+
+
+def test_in_process_faults_are_retried_recorded_and_left_out_of_the_table(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(FAULTS_ENV, "run-003:nan@1,run-004:oom,run-005:nan")
     seen: list[dict] = []
-    results = run_sweep(DESIGN, TINY, data_dir, tmp_path, seed=1, progress=seen.append)
-    assert [r["run_id"] for r in results] == ["run-000", "run-001", "run-002"]
-    assert [r["status"] for r in results] == ["ok", "failed", "ok"]
-    assert "poetry" in results[1]["error"] and results[1]["attempts"] == 2
-    assert sorted(r["run_id"] for r in seen) == ["run-000", "run-001", "run-002"]
+    results = run_sweep(DESIGN, TINY, data_dir, tmp_path, seed=1, workers=0, progress=seen.append)
+    assert [r["run_id"] for r in results] == [d["run_id"] for d in DESIGN]
+    assert [r["status"] for r in results] == ["ok", "failed", "ok", "ok", "failed", "failed"]
+    assert [r["reason"] for r in results] == [None, "error", None, None, "oom", "diverged"]
+    assert [r["attempts"] for r in results] == [1, 2, 1, 2, 2, 2]
+    assert "poetry" in results[1]["error"] and "allocate" in results[4]["error"]
+    # a retry after divergence reseeds (seed + 1); other retries keep the seed
+    assert [r["seed"] for r in results] == [1, 1, 1, 2, 1, 2]
+    diverged = results[5]  # tokens are counted for applied updates only, so exactly up to the divergence
+    assert 1 <= diverged["steps"] < 8 and "diverged" in diverged["error"] and diverged["metrics"] == {}
+    assert sum(diverged["tokens_seen"].values()) == diverged["steps"] * TINY.batch_size * TINY.seq_len
+    assert sorted(r["run_id"] for r in seen) == [d["run_id"] for d in DESIGN]
     for r in results:
-        assert json.loads((tmp_path / r["run_id"] / "result.json").read_text())["status"] == r["status"]
+        assert json.loads((tmp_path / r["run_id"] / "result.json").read_text()) == json.loads(json.dumps(r))
     assert results[2]["tokens_seen"]["code"] == 0 and results[2]["tokens_seen"]["web"] > 0
+    assert runs_table_from_results(tmp_path)["run_id"].tolist() == ["run-000", "run-002", "run-003"]
+    summary = sweep_summary(results)
+    assert summary["failed_by_reason"] == {"diverged": 1, "error": 1, "oom": 1} and summary["ok"] == 3
+    assert summary["failed_runs"] == ["run-001", "run-004", "run-005"] and summary["retried"] == 4
 
-    mtimes = {r["run_id"]: (tmp_path / r["run_id"] / "result.json").stat().st_mtime_ns for r in results}
-    again = run_sweep(DESIGN, TINY, data_dir, tmp_path, seed=1)
-    assert again[0] == results[0] and again[2] == results[2]
-    assert (tmp_path / "run-000" / "result.json").stat().st_mtime_ns == mtimes["run-000"]
-    assert (tmp_path / "run-001" / "result.json").stat().st_mtime_ns != mtimes["run-001"]  # failed: retried
+    before = _mtimes(tmp_path, [r["run_id"] for r in results])
+    monkeypatch.delenv(FAULTS_ENV)
+    again = run_sweep(DESIGN, TINY, data_dir, tmp_path, seed=1, workers=0)
+    assert [again[i] == results[i] for i in (0, 2, 3)] == [True, True, True]
+    after = _mtimes(tmp_path, [r["run_id"] for r in results])
+    assert [before[i] == after[i] for i in before] == [True, False, True, True, False, False]
+    assert [r["status"] for r in again[4:]] == ["ok", "ok"]  # failed runs are tried again, without faults now
     with pytest.raises(ValueError, match="duplicate"):
-        run_sweep(DESIGN + DESIGN[:1], TINY, data_dir, tmp_path, seed=1)
+        run_sweep(DESIGN + DESIGN[:1], TINY, data_dir, tmp_path, seed=1, workers=0)
 
 
-def test_pool_gives_the_same_results_as_in_process(data_dir: Path, tmp_path: Path) -> None:
-    design = [DESIGN[0], DESIGN[2], {"run_id": "run-003", "weights": {"code": 0.2, "math": 0.8}}]
-    serial = run_sweep(design, TINY, data_dir, tmp_path / "serial", seed=5, workers=1)
-    pooled = run_sweep(design, TINY, data_dir, tmp_path / "pool", seed=5, workers=2)
-    assert [r["status"] for r in pooled] == ["ok"] * 3
-    for a, b in zip(serial, pooled, strict=True):
+def test_workers_survive_crashes_and_match_in_process(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    design = [DESIGN[0], DESIGN[2], DESIGN[3], DESIGN[4]]
+    serial = run_sweep(design, TINY, data_dir, tmp_path / "serial", seed=5, workers=0)
+    with pytest.raises(ValueError, match="workers >= 1"):
+        monkeypatch.setenv(FAULTS_ENV, "run-005:crash")
+        run_sweep(design, TINY, data_dir, tmp_path / "serial", seed=5, workers=0)
+    monkeypatch.setenv(FAULTS_ENV, "run-004:crash@1,run-005:crash")
+    pooled = run_sweep([*design, DESIGN[5]], TINY, data_dir, tmp_path / "pool", seed=5, workers=2)
+    assert multiprocessing.active_children() == []
+    assert [r["status"] for r in pooled] == ["ok"] * 4 + ["failed"]
+    assert [r["attempts"] for r in pooled] == [1, 1, 1, 2, 2]
+    crashed = pooled[4]
+    assert crashed["reason"] == "crashed" and f"status {CRASH_EXIT_CODE}" in crashed["error"]
+    assert json.loads((tmp_path / "pool" / "run-005" / "result.json").read_text())["reason"] == "crashed"
+    for a, b in zip(serial, pooled, strict=False):  # the crashed-then-retried run-004 kept its seed
         assert a["run_id"] == b["run_id"] and a["metrics"] == b["metrics"] and a["tokens_seen"] == b["tokens_seen"]
+    assert "run-005" not in runs_table_from_results(tmp_path / "pool")["run_id"].tolist()
+    assert sweep_summary(pooled)["failed_by_reason"] == {"crashed": 1}
+
+
+RESUMABLE = """
+import sys
+from pathlib import Path
+from automixer.config import ProxyConfig
+from automixer.sweep.runner import run_sweep
+
+def report(result):
+    print(result["run_id"], result["status"], flush=True)
+    if result["run_id"] == "run-002":
+        sys.stdin.readline()  # hold here until the test kills this process
+
+cfg = ProxyConfig.model_validate_json(sys.argv[1])
+run_sweep(eval(sys.argv[2]), cfg, Path(sys.argv[3]), Path(sys.argv[4]), seed=3, workers=0, progress=report)
+"""
+
+
+def test_a_killed_sweep_resumes_and_skips_finished_runs(data_dir: Path, tmp_path: Path) -> None:
+    design = [DESIGN[0], DESIGN[2], DESIGN[3]]
+    args = [sys.executable, "-c", RESUMABLE, TINY.model_dump_json(), repr(design), str(data_dir), str(tmp_path)]
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        lines = [proc.stdout.readline().split() for _ in range(2)]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert lines == [["run-000", "ok"], ["run-002", "ok"]] and proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "run-003" / "result.json").exists()
+    before = _mtimes(tmp_path, ["run-000", "run-002"])
+    seen: list[str] = []
+    results = run_sweep(
+        design, TINY, data_dir, tmp_path, seed=3, workers=0, progress=lambda r: seen.append(r["run_id"])
+    )
+    assert [r["status"] for r in results] == ["ok"] * 3 and seen == ["run-000", "run-002", "run-003"]
+    assert _mtimes(tmp_path, ["run-000", "run-002"]) == before
+    assert results[2]["attempts"] == 1 and (tmp_path / "run-003" / "result.json").is_file()

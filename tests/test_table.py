@@ -82,8 +82,9 @@ def test_negative_weights_rejected(tmp_path) -> None:
 def _result(run_id: str, status: str, weights: dict, metrics: dict) -> dict:
     return {
         "run_id": run_id,
-        "status": status,
-        "error": None if status == "ok" else "diverged",
+        "status": status.split(":")[0],
+        "reason": None if status == "ok" else status.split(":")[1],
+        "error": None if status == "ok" else status.split(":")[1],
         "weights": weights,
         "metrics": metrics,
         "tokens_seen": {d: int(w * 1000) for d, w in weights.items()},
@@ -107,11 +108,13 @@ def test_runs_table_from_results(tmp_path) -> None:
         [
             _result("run-001", "ok", {"code": 0.25, "web": 0.75}, {"bpb_code": 1.5, "bpb_web": 1.2, "bpb_mean": 1.35}),
             _result("run-000", "ok", {"code": 0.5, "web": 0.5}, {"bpb_code": 1.3, "bpb_web": 1.4, "bpb_mean": 1.35}),
-            _result("run-002", "failed", {"code": 0.9, "web": 0.1}, {}),
+            _result("run-002", "failed:diverged", {"code": 0.9, "web": 0.1}, {}),
+            _result("run-003", "failed:oom", {"code": 0.8, "web": 0.2}, {}),
+            _result("run-004", "failed:crashed", {"code": 0.7, "web": 0.3}, {"bpb_mean": 9.0}),
         ],
     )
     df = runs_table_from_results(runs)
-    assert df["run_id"].tolist() == ["run-000", "run-001"]
+    assert df["run_id"].tolist() == ["run-000", "run-001"]  # failed runs, whatever the reason, are left out
     assert list(df.columns[:3]) == ["run_id", "weight_code", "weight_web"]
     assert {"bpb_code", "bpb_web", "bpb_mean", "tokens_seen_code", "epochs_web", "seed", "wall_s"} <= set(df.columns)
     path = write_runs_table(df, tmp_path / "table.parquet")

@@ -1,13 +1,36 @@
 """Predictors from mixture weights to a metric, as scikit-learn estimators, and their selection by CV."""
 
-from automixer.predict.models import GPPredictor, LinearPredictor, LogLinearPredictor
-from automixer.predict.select import PREDICTORS, cv_spearman, select_predictor
+from automixer.predict.composite import EnsemblePredictor, fit_estimator
+from automixer.predict.models import (
+    GPPredictor,
+    LightGBMPredictor,
+    LinearPredictor,
+    LogLinearPredictor,
+    MultiLogLinearPredictor,
+)
+from automixer.predict.select import (
+    PREDICTORS,
+    build_predictor,
+    choose_candidate,
+    cv_spearman,
+    oof_predict,
+    select_predictor,
+    target_components,
+)
 
 __all__ = [
     "PREDICTORS",
+    "EnsemblePredictor",
     "GPPredictor",
+    "LightGBMPredictor",
     "LinearPredictor",
     "LogLinearPredictor",
+    "MultiLogLinearPredictor",
+    "build_predictor",
+    "choose_candidate",
     "cv_spearman",
+    "fit_estimator",
+    "oof_predict",
     "select_predictor",
+    "target_components",
 ]

@@ -108,8 +108,8 @@ class ProxyLM(nn.Module):
                 std = 0.02 / math.sqrt(2 * n_layers) if name.endswith(("proj.weight", "down.weight")) else 0.02
                 nn.init.normal_(p, mean=0.0, std=std)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Token ids (B, T) -> next-token logits (B, T, V)."""
+    def hidden(self, idx: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, T) -> final normalised hidden states (B, T, C), the input of the output projection."""
         T = idx.shape[1]
         if T > self.seq_len:
             raise ValueError(f"sequence of {T} tokens is longer than seq_len {self.seq_len}")
@@ -117,7 +117,11 @@ class ProxyLM(nn.Module):
         x = self.embed(idx)  # (B, T, C)
         for block in self.blocks:
             x = block(x, cos, sin)
-        return F.linear(self.norm(x), self.embed.weight)  # (B, T, V), tied to the embedding
+        return self.norm(x)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, T) -> next-token logits (B, T, V)."""
+        return F.linear(self.hidden(idx), self.embed.weight)  # (B, T, V), tied to the embedding
 
 
 def count_params(model: nn.Module) -> int:

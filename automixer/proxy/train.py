@@ -1,11 +1,20 @@
-"""Train one proxy LM on a mixture for a fixed token budget; evaluate bits-per-byte on every domain."""
+"""Train one proxy LM on a mixture for a fixed token budget; evaluate bits-per-byte on every domain.
+
+A failure is a result, not an exception: a non-finite loss ends the run as `diverged`, a failed allocation
+(torch.OutOfMemoryError, MemoryError, the CPU allocator's error) as `oom`; both write a failed result.json
+with the reason and the exact tokens trained before the failure. Other exceptions propagate (the sweep
+runner records them as `error`). On CPU a run is bitwise deterministic for a seed and thread count.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +24,29 @@ import torch.nn.functional as F
 from automixer.config import ProxyConfig
 from automixer.io import write_json_atomic
 from automixer.proxy.data import load_arrays, load_meta
+from automixer.proxy.loss import linear_cross_entropy
 from automixer.proxy.model import ProxyLM, count_params
 
 IGNORE = -100
 EVAL_BATCH = 16
 WARMUP_FRACTION = 0.05
 MIN_LR_FRACTION = 0.1
+NAN_CHECK_EVERY = 25
+"""On CUDA the loss is checked for NaN/inf every this many steps (a check waits for the GPU); on CPU every step."""
+COMPILE_MIN_STEPS = 2000
+"""`compile: auto` compiles CUDA runs of at least this many optimiser steps (shorter ones do not repay it)."""
+_OOM_TEXT = ("can't allocate memory", "not enough memory", "out of memory")
 
 
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+def is_oom(exc: BaseException) -> bool:
+    """Whether an exception is an out-of-memory failure (CUDA, the CPU allocator or Python)."""
+    if isinstance(exc, MemoryError | torch.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and any(text in str(exc) for text in _OOM_TEXT)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -38,10 +60,26 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    if device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a run under `proxy.precision` (None: plain fp32)."""
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def use_compile(setting: str, device: torch.device, steps: int) -> bool:
+    """Whether a run compiles its model under `proxy.compile`."""
+    if setting == "auto":
+        return device.type == "cuda" and steps >= COMPILE_MIN_STEPS
+    return setting == "on"
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def normalize_weights(weights: dict[str, float], domains: list[str]) -> dict[str, float]:
@@ -97,7 +135,12 @@ def lr_at(step: int, steps: int, peak: float) -> float:
 
 @torch.no_grad()
 def evaluate(
-    model: ProxyLM, val: dict[str, np.ndarray], val_bytes: dict[str, int], eos: int, device: torch.device
+    model: ProxyLM,
+    val: dict[str, np.ndarray],
+    val_bytes: dict[str, int],
+    eos: int,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
 ) -> dict[str, float]:
     """Held-out bits per byte per domain (EOS targets excluded) and their mean, as `bpb_<d>`/`bpb_mean`."""
     model.eval()
@@ -112,7 +155,7 @@ def evaluate(
         nats = 0.0
         for i in range(0, n_win, EVAL_BATCH):
             xb, yb = x[i : i + EVAL_BATCH].to(device), y[i : i + EVAL_BATCH].to(device)
-            with _autocast(device):
+            with _autocast(device, dtype):
                 logits = model(xb)  # (b, T, V)
             nats += F.cross_entropy(
                 logits.float().flatten(0, 1), yb.flatten(), ignore_index=IGNORE, reduction="sum"
@@ -130,39 +173,80 @@ def build_model(cfg: ProxyConfig, vocab_size: int, seed: int) -> ProxyLM:
         return ProxyLM(vocab_size, cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.seq_len)
 
 
-def _train_loop(
+def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.AdamW:
+    """AdamW (betas 0.9/0.95, weight decay 0.1 on matrices only) with its fused kernel (CPU and CUDA)."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), fused=True)
+
+
+def compiled_or_eager(
+    model: ProxyLM, batch: tuple[int, int], device: torch.device, dtype: torch.dtype | None
+) -> Callable:
+    """torch.compile(model.hidden) if it compiles and runs forward and backward here, else model.hidden (warns)."""
+    fwd = torch.compile(model.hidden)
+    try:
+        probe = torch.zeros(batch, dtype=torch.long, device=device)  # (B, T)
+        with _autocast(device, dtype):
+            hidden = fwd(probe)
+        hidden.float().sum().backward()  # compiles the backward too; the gradients are discarded
+    except Exception as exc:
+        if is_oom(exc):
+            raise
+        warnings.warn(f"torch.compile failed, training eagerly: {type(exc).__name__}: {exc}", stacklevel=2)
+        fwd = model.hidden
+    model.zero_grad(set_to_none=True)
+    return fwd
+
+
+def train_loop(
     model: ProxyLM,
     w: np.ndarray,
     train: list[np.ndarray],
     cfg: ProxyConfig,
     device: torch.device,
     seed: int,
-    assigned: np.ndarray,
-) -> None:
-    """Run the optimiser over the token budget, counting sequences per domain in `assigned` (may raise Diverged)."""
+    info: dict,
+) -> dict:
+    """Train `model` on mixture weights `w` over the token budget; fill and return `info`.
+
+    `info` gets `steps`, `compiled` and `seqs` (sequences trained per domain of `train`, counted after each
+    applied update): it is filled as training goes, so it stays exact when Diverged or an OOM ends it early.
+    """
     total_seqs = math.ceil(cfg.train_tokens / cfg.seq_len)
     steps = math.ceil(total_seqs / cfg.batch_size)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=device.type == "cuda")
+    dtype = autocast_dtype(cfg.precision, device)
+    fwd: Callable = model.hidden
+    if use_compile(cfg.compile, device, steps):
+        fwd = compiled_or_eager(model, (min(cfg.batch_size, total_seqs), cfg.seq_len), device, dtype)
+    info["compiled"] = fwd != model.hidden
+    opt = make_optimizer(model, cfg.lr)
     rng = np.random.default_rng(seed)
+    check_every = 1 if device.type == "cpu" else NAN_CHECK_EVERY
+    nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+    assigned = info.setdefault("seqs", np.zeros(len(train), dtype=np.int64))
+    info.setdefault("steps", 0)
     for step in range(steps):
         counts = allocate(w, assigned, min(total_seqs, (step + 1) * cfg.batch_size))
-        assigned += counts
         x, y = sample_batch(train, counts, rng, cfg.seq_len)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, steps, cfg.lr)
-        with _autocast(device):
-            logits = model(x)  # (B, T, V)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
-        if not math.isfinite(loss_val := loss.item()):
-            raise Diverged(f"training loss is {loss_val} at step {step + 1}/{steps}")
+        with _autocast(device, dtype):
+            loss = linear_cross_entropy(fwd(x).flatten(0, 1), model.embed.weight, y.flatten())  # fwd: (B, T, C)
+        nonfinite |= ~torch.isfinite(loss.detach())
+        if (step % check_every == check_every - 1 or step == steps - 1) and nonfinite.item():
+            raise Diverged(f"training loss became NaN or infinite by step {step + 1}/{steps}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
         opt.step()
+        assigned += counts
+        info["steps"] = step + 1
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return info
 
 
 def _load_result(path: Path) -> dict | None:
@@ -172,41 +256,67 @@ def _load_result(path: Path) -> dict | None:
         return None
 
 
+def _release(device: torch.device) -> None:
+    """Give memory of a failed run back (the allocator's cache on CUDA)."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def _fit(mix: dict[str, float], cfg: ProxyConfig, meta: dict, data_dir: Path, device: torch.device, seed: int) -> dict:
-    """Build, train and evaluate one proxy; return the run's status, metrics and accounting fields."""
+    """Build, train and evaluate one proxy; return the run's status, reason, metrics and accounting fields."""
     domains = list(mix)
     train = list(load_arrays(data_dir, domains, "train").values())
     val = load_arrays(data_dir, domains, "val")
     for dom, arr in zip(domains, train, strict=True):
         if mix[dom] > 0 and arr.size <= cfg.seq_len:
             raise ValueError(f"domain {dom!r} has {arr.size} training tokens, fewer than seq_len + 1")
+    dtype = autocast_dtype(cfg.precision, device)
+    out: dict = {"status": "ok", "reason": None, "error": None, "metrics": {}, "n_params": None}
+    out["precision"] = "bf16" if dtype is torch.bfloat16 else "fp32"
+    info: dict = {"steps": 0, "compiled": False, "seqs": np.zeros(len(domains), dtype=np.int64)}
     t0 = time.perf_counter()
-    model = build_model(cfg, meta["vocab_size"], seed).to(device)
-    out = {"status": "ok", "error": None, "metrics": {}, "n_params": count_params(model)}
-    seqs = np.zeros(len(domains), dtype=np.int64)
     try:
-        _train_loop(model, np.array([mix[d] for d in domains]), train, cfg, device, seed, seqs)
+        model = build_model(cfg, meta["vocab_size"], seed).to(device)
+        out["n_params"] = count_params(model)
+        train_loop(model, np.array([mix[d] for d in domains]), train, cfg, device, seed, info)
         out["train_s"] = time.perf_counter() - t0
         val_bytes = {d: meta["domains"][d]["val_bytes"] for d in domains}
-        metrics = evaluate(model, val, val_bytes, meta["eos_id"], device)
+        metrics = evaluate(model, val, val_bytes, meta["eos_id"], device, dtype)
         bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
         if bad:
             raise Diverged(f"non-finite held-out loss for {bad}")
         out["metrics"] = metrics
     except Diverged as exc:
-        out.update(status="failed", error=f"diverged: {exc}")
-        out.setdefault("train_s", time.perf_counter() - t0)
-    seen = {d: int(n) * cfg.seq_len for d, n in zip(domains, seqs, strict=True)}
-    out["tokens_seen"] = seen
+        out.update(status="failed", reason="diverged", error=f"diverged: {exc}")
+    except (MemoryError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+        if not is_oom(exc):
+            raise
+        out.update(status="failed", reason="oom", error=f"oom: {type(exc).__name__}: {str(exc)[:500]}")
+    if out["status"] != "ok":
+        model = None
+        _release(device)
+    out.setdefault("train_s", time.perf_counter() - t0)
+    seen = {d: int(n) * cfg.seq_len for d, n in zip(domains, info.pop("seqs"), strict=True)}
+    out.update(info, tokens_seen=seen)
     out["epochs"] = {d: seen[d] / meta["domains"][d]["train_tokens"] for d in domains}
     out["tokens_per_s"] = sum(seen.values()) / out["train_s"] if out["train_s"] > 0 else 0.0
     return out
 
 
 def train_proxy(
-    run_id: str, weights: dict[str, float], cfg: ProxyConfig, data_dir: Path, out_dir: Path, seed: int
+    run_id: str,
+    weights: dict[str, float],
+    cfg: ProxyConfig,
+    data_dir: Path,
+    out_dir: Path,
+    seed: int,
+    attempt: int = 1,
 ) -> dict:
-    """Train one proxy on a mixture, evaluate held-out bpb per domain, write `out_dir/result.json`."""
+    """Train one proxy on a mixture, evaluate held-out bpb per domain, write `out_dir/result.json`.
+
+    A finished ok result is returned as is. `attempt` (1 for the first try) is recorded as `attempts`.
+    """
     result_path = Path(out_dir) / "result.json"
     done = _load_result(result_path) if result_path.is_file() else None
     if done and done.get("status") == "ok":
@@ -229,6 +339,7 @@ def train_proxy(
         "device": str(device),
         "proxy": cfg.model_dump(),
         **fitted,
+        "attempts": attempt,
         "wall_s": time.perf_counter() - t0,
     }
     write_json_atomic(result_path, result)

@@ -81,6 +81,8 @@ def test_multi_target_law_beats_one_law_on_a_mean_of_laws(multi) -> None:
     single_err = np.abs(LogLinearPredictor().fit(X, y).predict(Xt) - yt).mean()
     assert multi_err < 0.5 * single_err
     assert spearmanr(model.predict(Xt), yt).statistic > 0.97
+    with pytest.raises(ValueError, match="5 rows for 32 runs"):
+        MultiLogLinearPredictor().fit(X, y, components=C[:5])
     # without components it is the single-target law
     assert np.allclose(MultiLogLinearPredictor().fit(X, y).predict(Xt), LogLinearPredictor().fit(X, y).predict(Xt))
 

@@ -14,7 +14,7 @@ scored on held-out mixtures:
   (`<demo>/sweep/runs.parquet`) and every table passed with `--runs` are scored too. The held-out set is
   every run not drawn for training, so n is only used where it leaves 16 or more.
 
-    .venv/bin/python bench/predictors.py [--demo runs/demo-full] [--runs a.parquet ...] [--reps 8]
+    .venv/bin/python bench/predictors.py [--demo runs/demo-full] [--runs a.parquet ...] [--reps 24]
 """
 
 from __future__ import annotations
@@ -150,13 +150,20 @@ def evaluate(task: tuple, folds: int = 5, repeats: int = 3) -> dict[str, object]
     """Held-out Spearman of every predictor, of `auto` and of two simpler rules on one task.
 
     `auto` is `select_predictor("auto")` taken apart: the same out-of-fold predictions and the same
-    `choose_candidate`, and the chosen members' held-out predictions averaged, which is exactly what the
-    fitted `EnsemblePredictor` predicts (every predictor is deterministic), without fitting them twice.
-    The rules: "cv arg-max" takes the single predictor with the best CV Spearman (the old `auto`);
-    "law+gp" always uses `auto`'s default ensemble.
+    `choose_candidate`, and the chosen members' held-out predictions blended with its weights, which is
+    exactly what the fitted `EnsemblePredictor` predicts (every predictor is deterministic), without
+    fitting them twice. The rules: "cv arg-max" takes the single predictor with the best CV Spearman (the
+    old `auto`); "law+gp" is the equal-weight mean of `auto`'s default pair.
     """
     from automixer.predict import fit_estimator
-    from automixer.predict.select import NEEDS_COMPONENTS, PREDICTORS, auto_default, candidate_oofs, choose_candidate
+    from automixer.predict.select import (
+        NEEDS_COMPONENTS,
+        PREDICTORS,
+        auto_default,
+        candidate_oofs,
+        choose_candidate,
+        parse_candidate,
+    )
 
     X, y, C, Xt, yt = task
     names = [n for n in PREDICTORS if C is not None or n not in NEEDS_COMPONENTS]
@@ -165,12 +172,12 @@ def evaluate(task: tuple, folds: int = 5, repeats: int = 3) -> dict[str, object]
     chosen, scores = choose_candidate(oofs, y, auto_default(C))
 
     def held_out(candidate: str) -> float:
-        return _spearman(np.mean([pred[m] for m in candidate.split("+")], axis=0), yt)
+        return _spearman(sum(w * pred[m] for w, m in parse_candidate(candidate)), yt)
 
     out: dict[str, object] = {n: held_out(n) for n in names}
     out.update({"auto": held_out(chosen), "chosen": chosen})
     out["cv arg-max"] = held_out(max(names, key=lambda n: np.nan_to_num(scores[n], nan=-np.inf)))
-    out["law+gp"] = held_out("+".join(auto_default(C)))
+    out["law+gp"] = held_out("+".join(auto_default(C)))  # no weights: equal
     return out
 
 
@@ -241,7 +248,7 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, nargs="*", default=[], help="more runs tables to score")
     ap.add_argument("--n", type=int, nargs="+", default=[16, 32, 64])
     ap.add_argument("--noise", type=float, nargs="+", default=[0.1, 0.4], help="noise sd / target sd")
-    ap.add_argument("--reps", type=int, default=8, help="random subsamples per setting")
+    ap.add_argument("--reps", type=int, default=24, help="random subsamples per setting")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     tables, labels = {}, {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,10 +18,12 @@ from automixer.predict import (
     LightGBMPredictor,
     LogLinearPredictor,
     MultiLogLinearPredictor,
+    blend_weight,
     build_predictor,
     choose_candidate,
     cv_spearman,
     fit_estimator,
+    parse_candidate,
     select_predictor,
     target_components,
 )
@@ -111,8 +115,9 @@ def test_auto_scores_every_candidate_and_fits_its_pick(data) -> None:
     X, y = data
     est, chosen, scores = select_predictor("auto", X, y, folds=5, seed=0, repeats=1)
     singles = set(PREDICTORS) - {"loglinear_multi"}  # needs components
-    assert set(scores) == singles | {"loglinear+gp"}  # + the default ensemble
-    assert chosen in scores and chosen in (max(scores, key=scores.get), "loglinear+gp")
+    (blend,) = set(scores) - singles  # + the default blend of the law and the GP
+    assert re.fullmatch(r"0\.\d\d\*loglinear\+0\.\d\d\*gp", blend), blend
+    assert chosen in scores and chosen in (max(scores, key=scores.get), blend)
     assert isinstance(est, type(build_predictor(chosen))) and hasattr(est, "n_features_in_")
     est2, chosen2, scores2 = select_predictor("linear", X, y, folds=5, seed=0)
     assert chosen2 == "linear" and list(scores2) == ["linear"]
@@ -128,9 +133,10 @@ def test_choose_candidate_keeps_the_default_unless_clearly_beaten() -> None:
     base = y + rng.normal(0.0, 8.0, size=(2, 40))  # the two default members agree: their mean is no better
     close = {"loglinear": base, "gp": base.copy(), "linear": y + rng.normal(0.0, 7.0, size=(2, 40))}
     chosen, scores = choose_candidate(close, y, ("loglinear", "gp"))
-    assert set(scores) == {"loglinear", "gp", "linear", "loglinear+gp"}
-    assert max(scores, key=scores.get) == "linear" and scores["linear"] - scores["loglinear+gp"] < 0.02
-    assert chosen == "loglinear+gp"  # the best CV score, but within noise: keep the default
+    blend = "0.50*loglinear+0.50*gp"  # identical members: no reason to prefer either
+    assert set(scores) == {"loglinear", "gp", "linear", blend}
+    assert max(scores, key=scores.get) == "linear" and scores["linear"] - scores[blend] < 0.02
+    assert chosen == blend  # the best CV score, but within noise: keep the default
     clear = {**close, "lightgbm": y + rng.normal(0.0, 0.5, size=(2, 40))}
     assert choose_candidate(clear, y, ("loglinear", "gp"))[0] == "lightgbm"  # far better: picked
 
@@ -145,17 +151,32 @@ def test_auto_is_within_002_of_the_best_single_predictor(multi) -> None:
     assert auto >= max(held_out.values()) - 0.02, (chosen, auto, held_out)
 
 
-def test_ensemble_is_the_mean_of_its_members(data) -> None:
+def test_blend_weight_follows_the_better_member_shrunk_to_half() -> None:
+    y = np.arange(40.0)
+    noise = np.random.default_rng(1).normal(0.0, 10.0, size=(1, 40))
+    assert blend_weight(y[None], y + noise, y) == pytest.approx(0.5 + 0.5 * 40 / 56)  # fitted 1, shrunk
+    assert blend_weight(y + noise, y[None], y, shrink_runs=0) == pytest.approx(0.0)
+    assert blend_weight(y[None], y[None], y) == 0.5  # indistinguishable members
+
+
+def test_ensembles_blend_their_members(data) -> None:
     X, y = data
+    members = [GPPredictor().fit(X[:40], y[:40]), PREDICTORS["linear"]().fit(X[:40], y[:40])]
+    preds = np.array([m.predict(X[40:]) for m in members])
     ens = build_predictor("gp+linear")
     assert isinstance(ens, EnsemblePredictor) and ens.fit(X[:40], y[:40]) is ens
-    members = [GPPredictor().fit(X[:40], y[:40]), PREDICTORS["linear"]().fit(X[:40], y[:40])]
-    assert np.allclose(ens.predict(X[40:]), np.mean([m.predict(X[40:]) for m in members], axis=0))
+    assert np.allclose(ens.predict(X[40:]), preds.mean(axis=0))
+    weighted = build_predictor("0.75*gp+0.25*linear").fit(X[:40], y[:40])
+    assert np.allclose(weighted.predict(X[40:]), 0.75 * preds[0] + 0.25 * preds[1])
+    assert parse_candidate("0.75*gp+0.25*linear") == [(0.75, "gp"), (0.25, "linear")]
+    assert parse_candidate("gp") == [(1.0, "gp")]
     with pytest.raises(ValueError, match="at least one estimator"):
         EnsemblePredictor().fit(X, y)
+    with pytest.raises(ValueError, match="non-negative"):
+        EnsemblePredictor((GPPredictor(),), (-1.0,)).fit(X, y)
 
 
-@pytest.mark.parametrize("name", [*PREDICTORS, "loglinear+lightgbm"])
+@pytest.mark.parametrize("name", [*PREDICTORS, "loglinear+lightgbm", "0.7*gp+0.3*linear"])
 def test_sklearn_conventions(data, name: str) -> None:
     X, y = data
     est = build_predictor(name)

@@ -10,10 +10,12 @@ from automixer.predict.models import (
 )
 from automixer.predict.select import (
     PREDICTORS,
+    blend_weight,
     build_predictor,
     choose_candidate,
     cv_spearman,
     oof_predict,
+    parse_candidate,
     select_predictor,
     target_components,
 )
@@ -26,11 +28,13 @@ __all__ = [
     "LinearPredictor",
     "LogLinearPredictor",
     "MultiLogLinearPredictor",
+    "blend_weight",
     "build_predictor",
     "choose_candidate",
     "cv_spearman",
     "fit_estimator",
     "oof_predict",
+    "parse_candidate",
     "select_predictor",
     "target_components",
 ]

@@ -10,24 +10,29 @@ from automixer.predict.models import check_predict_input
 
 
 class EnsemblePredictor(RegressorMixin, BaseEstimator):
-    """The mean prediction of several predictors, each fitted on all the data."""
+    """The weighted mean prediction of several predictors (equal weights by default), each fitted on all data."""
 
-    def __init__(self, estimators: tuple[BaseEstimator, ...] = ()) -> None:
+    def __init__(self, estimators: tuple[BaseEstimator, ...] = (), weights: tuple[float, ...] | None = None) -> None:
         self.estimators = estimators
+        self.weights = weights
 
     def fit(self, X: np.ndarray, y: np.ndarray, components: np.ndarray | None = None) -> EnsemblePredictor:
         """Fit a clone of every member (members that take `components` get them)."""
         if not self.estimators:
             raise ValueError("an ensemble needs at least one estimator")
+        w = np.ones(len(self.estimators)) if self.weights is None else np.asarray(self.weights, dtype=float)
+        if w.shape != (len(self.estimators),) or np.any(w < 0) or w.sum() <= 0:
+            raise ValueError(f"weights must be {len(self.estimators)} non-negative numbers, not all 0: {self.weights}")
+        self.weights_ = w / w.sum()
         X, y = check_X_y(X, y, y_numeric=True)
         self.n_features_in_ = X.shape[1]
         self.estimators_ = [fit_estimator(clone(e), X, y, components) for e in self.estimators]
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Mean of the members' predictions for each row of weights."""
+        """Weighted mean of the members' predictions for each row of weights."""
         X = check_predict_input(self, X, "estimators_")
-        return np.mean([e.predict(X) for e in self.estimators_], axis=0)
+        return self.weights_ @ np.array([e.predict(X) for e in self.estimators_])
 
 
 def fit_estimator(

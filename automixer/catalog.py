@@ -66,10 +66,10 @@ def drops_frame(drops_path: Path) -> pd.DataFrame:
 
 
 def run_status_frame(runs_dir: Path) -> pd.DataFrame:
-    """One row per result.json, ok or failed: run_id, status, error, seed, wall_s."""
+    """One row per result.json, ok or failed: run_id, status, reason, error, attempts, seed, replicate_of, wall_s."""
     from automixer.sweep.table import read_results
 
-    keys = ["run_id", "status", "error", "seed", "wall_s"]
+    keys = ["run_id", "status", "reason", "error", "attempts", "seed", "replicate_of", "wall_s"]
     return pd.DataFrame([{k: r.get(k) for k in keys} for r in read_results(runs_dir)], columns=keys)
 
 

@@ -61,10 +61,10 @@ def _prefect_env() -> None:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
-def _load(config: Path):
+def _load(config: Path, overrides: dict | None = None):
     from automixer.config import load_config
 
-    return _run(lambda: load_config(config))
+    return _run(lambda: load_config(config, overrides))
 
 
 def _ci(pair: list[float] | None, fmt: str = ".4f") -> str:
@@ -104,6 +104,12 @@ def _print_mixture(spec: dict, path: str | None) -> None:
                 f"({unc['seconds']:.1f} s)"
             )
         console.print(line)
+    noise = prov.get("noise") or {}
+    if noise.get("sd") is not None:
+        line = f"run-to-run noise of {target}: sd {noise['sd']:.4f} ({noise.get('dof', '?')} degrees of freedom)"
+        if unc and unc.get("p_beats_natural_one_run") is not None:
+            line += f"; P(one run of the proposal beats one of natural) = {unc['p_beats_natural_one_run']:.2f}"
+        console.print(line)
     if path:
         console.print(f"written to {path}")
 
@@ -131,12 +137,12 @@ def demo(
     _print_mixture(out["proposal"]["spec"], out["proposal"]["path"])
 
 
-def _stage(config: Path, flow_path: str, preflight: str | None = None) -> None:
+def _stage(config: Path, flow_path: str, preflight: str | None = None, overrides: dict | None = None) -> None:
     """Load the config, run the cheap `preflight` check (module:function), then the flow; print its summary."""
     import importlib
 
     _prefect_env()
-    cfg = _load(config)
+    cfg = _load(config, overrides)
     if preflight:
         mod, fn = preflight.split(":")
         check = getattr(importlib.import_module(mod), fn)
@@ -160,9 +166,20 @@ def synth(config: ConfigOpt) -> None:
 
 
 @app.command()
-def sweep(config: ConfigOpt) -> None:
+def sweep(
+    config: ConfigOpt,
+    rounds: Annotated[
+        int | None,
+        typer.Option(
+            "--rounds", min=1, help="Spend sweep.n_runs in R rounds, rounds 2.. chosen by expected improvement."
+        ),
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Proxy runs trained at once.")] = None,
+) -> None:
     """Tokenize, sample mixtures and train one proxy per mixture (finished runs are skipped)."""
-    _stage(config, "flows.sweep:sweep_flow", "automixer.stages:check_shards")
+    given = {"rounds": rounds, "workers": workers}
+    overrides = {"sweep": {k: v for k, v in given.items() if v is not None}}
+    _stage(config, "flows.sweep:sweep_flow", "automixer.stages:check_shards", overrides)
 
 
 @app.command()

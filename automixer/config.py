@@ -264,6 +264,32 @@ class SweepConfig(_Strict):
     """Seed for the design and for every proxy run."""
     workers: int = Field(default=1, ge=1)
     """Proxy runs trained at once, each in a worker process (a worker that dies fails only its run)."""
+    spread: float = Field(default=3.0, ge=1)
+    """Each sample's concentration is drawn log-uniformly in [concentration/spread, concentration*spread]."""
+    min_distance: float = Field(default=0.02, ge=0)
+    """A sampled mixture within this L1 distance of an earlier one is rejected (near-duplicate)."""
+    sampler: Literal["dirichlet", "sobol"] = "dirichlet"
+    """`dirichlet`: independent draws; `sobol`: scrambled Sobol points through the Dirichlet's inverse CDF
+    (low-discrepancy: better coverage of the simplex for the same number of runs)."""
+    respect_caps: bool = True
+    """Sample only within the proposal's per-domain caps (propose.constraints max_weight and repetition caps)."""
+    anchors: int = Field(default=2, ge=0)
+    """Mixtures (the natural one first) trained with extra seeds to measure run-to-run noise."""
+    anchor_seeds: int = Field(default=3, ge=1)
+    """Seeds per anchor mixture, the sweep's own included (1: no replicates, no noise estimate)."""
+    rounds: int = Field(default=1, ge=1)
+    """Spend n_runs in this many rounds: the first sampled, each later one chosen by expected improvement
+    of a GP fitted to the runs so far (where the predictor is unsure near its optimum)."""
+    acquisition_candidates: int = Field(default=2000, ge=10)
+    """Candidate mixtures scored by the acquisition function in each later round."""
+
+    @model_validator(mode="after")
+    def _budget(self) -> SweepConfig:
+        if self.anchors > self.n_runs:
+            raise ValueError(f"anchors ({self.anchors}) cannot exceed n_runs ({self.n_runs})")
+        if self.n_runs < 2 * self.rounds:
+            raise ValueError(f"n_runs ({self.n_runs}) must give each of the {self.rounds} rounds at least 2 runs")
+        return self
 
 
 class GroupConstraint(_Strict):
@@ -453,7 +479,7 @@ def _format_errors(err: ValidationError, where: str) -> str:
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> PipelineConfig:
-    """Load and validate a pipeline config from YAML, raising ConfigError with field names on failure."""
+    """Load and validate a pipeline config from YAML (nested `overrides` applied), raising ConfigError on failure."""
     from automixer.io import read_structured
 
     path = Path(path)
@@ -463,7 +489,16 @@ def load_config(path: str | Path, overrides: dict | None = None) -> PipelineConf
         raise ConfigError(str(exc)) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    return config_from_dict({**raw, **(overrides or {})}, where=str(path))
+    return config_from_dict(_merged(raw, overrides or {}), where=str(path))
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """`base` with `over` applied: nested mappings merged key by key, other values replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if both else value
+    return out
 
 
 def validated(model: type[_M], raw: dict, where: str = "config") -> _M:

@@ -58,7 +58,7 @@ PRESETS: dict[str, dict] = {
             "val_fraction": 0.2,
             "threads": 1,
         },
-        "sweep": {"n_runs": 8, "workers": 1},
+        "sweep": {"n_runs": 8, "workers": 1, "anchors": 0},  # no replicates: seconds, for tests
     },
 }
 

@@ -40,6 +40,18 @@ def _eval_X(train: RunsTable, eval: RunsTable) -> np.ndarray:
     return eval.df[cols].to_numpy(dtype=float)
 
 
+def target_noise(table: RunsTable, y: np.ndarray) -> dict | None:
+    """Run-to-run noise of the target from the table's replicate runs (same weights), or None without any."""
+    from automixer.sweep.noise import METHOD, pooled_sd, replicate_groups
+
+    groups = replicate_groups(table.X)
+    sd, dof = pooled_sd(y, groups)
+    if sd is None:
+        return None
+    n_groups = int(sum(np.bincount(groups) >= 2))
+    return {"sd": sd, "dof": dof, "replicate_groups": n_groups, "method": METHOD}
+
+
 def fit_report(
     train: RunsTable,
     target: str,
@@ -51,7 +63,10 @@ def fit_report(
     """Cross-validate the predictor(s) on `train` and, with `eval`, score the fitted one on held-out runs."""
     from automixer.predict import select_predictor
 
-    est, chosen, scores = select_predictor(predictor, train.X, train.y(target), folds=folds, seed=seed)
+    y = train.y(target)
+    noise = target_noise(train, y)
+    sd = noise["sd"] if noise else None
+    est, chosen, scores = select_predictor(predictor, train.X, y, folds=folds, seed=seed, noise_sd=sd)
     report: dict[str, Any] = {
         "target": target,
         "predictor": chosen,
@@ -60,6 +75,7 @@ def fit_report(
         "n_train": len(train.df),
         "n_skipped_missing": train.n_skipped_missing,
         "n_renormalised": train.n_renormalised,
+        "noise": noise,
     }
     if eval is None:
         return report
@@ -143,6 +159,31 @@ def _natural(table: RunsTable, natural: dict[str, float] | None) -> tuple[np.nda
     return v / v.sum(), "given"
 
 
+def _uncertainty(
+    est: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    feasible: Any,
+    w: np.ndarray,
+    nat: np.ndarray,
+    cfg: ProposeConfig,
+    penalty: float,
+    noise_sd: float | None,
+) -> Uncertainty | None:
+    """The bootstrap's intervals for the proposal `w`, or None (with a warning) when every refit failed."""
+    from automixer.uncertainty import bootstrap_proposal
+
+    try:
+        boot = bootstrap_proposal(
+            est, X, y, feasible, w, nat, cfg.bootstrap, cfg.ci_level, cfg.seed, cfg.top_k_average, penalty,
+            noise_sd=noise_sd,
+        )  # fmt: skip
+    except RuntimeError as exc:  # every refit failed: keep the proposal, say why it has no intervals
+        warnings.warn(f"no bootstrap intervals: {exc}", stacklevel=3)
+        return None
+    return Uncertainty(**{k: v for k, v in boot.items() if k in Uncertainty.model_fields})
+
+
 def propose_mixture(
     table: RunsTable,
     cfg: ProposeConfig,
@@ -154,7 +195,6 @@ def propose_mixture(
     from automixer.feasible import feasible_set, repetition_caps
     from automixer.optimize import minimize_mixture
     from automixer.predict import select_predictor
-    from automixer.uncertainty import bootstrap_proposal
 
     c = cfg.constraints
     nat, nat_source = _natural(table, natural)
@@ -162,22 +202,18 @@ def propose_mixture(
     feasible = feasible_set(table.domains, c, nat_dict, available_tokens)
     feasible.check()  # fail on conflicting constraints before any fitting
     y = target_values(table, cfg.target)
-    est, chosen, scores = select_predictor(cfg.predictor, table.X, y, folds=cfg.cv_folds, seed=cfg.seed)
+    noise = target_noise(table, y)
+    noise_sd = noise["sd"] if noise else None
+    est, chosen, scores = select_predictor(
+        cfg.predictor, table.X, y, folds=cfg.cv_folds, seed=cfg.seed, noise_sd=noise_sd
+    )
     tr = c.trust_region
     penalty = tr.kl_penalty if tr else 0.0
     weights, predicted = minimize_mixture(
         est.predict, feasible, seed=cfg.seed, top_k=cfg.top_k_average, kl_penalty=penalty, natural=nat
     )
-    uncertainty = None
-    if cfg.bootstrap:
-        w = np.array([weights[d] for d in table.domains])
-        try:
-            boot = bootstrap_proposal(
-                est, table.X, y, feasible, w, nat, cfg.bootstrap, cfg.ci_level, cfg.seed, cfg.top_k_average, penalty
-            )
-            uncertainty = Uncertainty(**boot)
-        except RuntimeError as exc:  # every refit failed: keep the proposal, say why it has no intervals
-            warnings.warn(f"no bootstrap intervals: {exc}", stacklevel=2)
+    w = np.array([weights[d] for d in table.domains])
+    uncertainty = _uncertainty(est, table.X, y, feasible, w, nat, cfg, penalty, noise_sd) if cfg.bootstrap else None
     best = int(np.argmin(y))
     name = target_name(cfg.target)
     available = {**(available_tokens or {}), **c.available_tokens}
@@ -195,6 +231,7 @@ def propose_mixture(
         **({"target_weights": target_weights(cfg.target)} if isinstance(cfg.target, dict) else {}),
         "constraints": c.model_dump(mode="json", exclude_defaults=True),
         **({"repetition_caps": caps} if caps else {}),
+        **({"noise": noise} if noise else {}),
         "optimiser": f"top-{cfg.top_k_average} average" if cfg.top_k_average else "multi-start SLSQP",
         "natural": {"weights": nat_dict, "source": nat_source, name: float(est.predict(nat[None, :])[0])},
         "best_observed": {"run_id": table.run_ids[best], name: float(y[best])},
@@ -237,9 +274,11 @@ def pareto_front(
     for t in targets:
         keep &= np.isfinite(target_values(table, t))
     table = dataclasses.replace(table, df=table.df.loc[keep].reset_index(drop=True))
-    ests = [
-        select_predictor(cfg.predictor, table.X, target_values(table, t), folds=cfg.cv_folds, seed=cfg.seed)[0]
-        for t in targets
-    ]
+    ests = []
+    for t in targets:
+        y = target_values(table, t)
+        noise = target_noise(table, y)
+        sd = noise["sd"] if noise else None
+        ests.append(select_predictor(cfg.predictor, table.X, y, folds=cfg.cv_folds, seed=cfg.seed, noise_sd=sd)[0])
     points = front(ests[0].predict, ests[1].predict, feasible, n_points=n_points, seed=cfg.seed)
     return [{"weights": w, names[0]: a, names[1]: b} for w, a, b in points]

@@ -44,6 +44,10 @@ class Uncertainty(BaseModel):
     """Interval on the optimum each resample's fit finds (biased low: each optimises its own noise)."""
     p_beats_natural: float = Field(ge=0, le=1)
     """Share of resamples whose fit predicts the proposal below (better than) the natural mixture."""
+    noise_sd: float | None = Field(default=None, ge=0)
+    """Run-to-run standard deviation of the target between proxy runs of one mixture (replicate seeds)."""
+    p_beats_natural_one_run: float | None = Field(default=None, ge=0, le=1)
+    """Chance one run of the proposal beats one run of the natural mixture, seed noise included."""
     seconds: float = 0.0
     """Wall time of the bootstrap."""
 

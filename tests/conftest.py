@@ -28,5 +28,5 @@ def prefect_harness():
     """A real, temporary Prefect backend for the whole test session."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=120):  # a loaded 2-core CI box can need more than 30 s
         yield

@@ -74,3 +74,36 @@ def test_sweep_analysis_notebook_runs_on_the_demo(tiny_run, tmp_path):
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
     assert figure_count(nb) == 3
+
+
+def test_iterative_sweep_plans_a_round_by_expected_improvement(tiny_run, tmp_path):
+    import shutil
+
+    from automixer.config import config_from_dict
+    from automixer.sweep.design import read_design
+    from flows.sweep import sweep_flow
+
+    cfg, _ = tiny_run
+    work = tmp_path / "rounds"
+    for part in ("shards", "tokenizer", "data"):
+        shutil.copytree(cfg.path(part), work / part)
+    raw = cfg.model_dump(mode="json")
+    raw["work_dir"] = str(work)
+    raw["sweep"].update(rounds=2, anchors=1, anchor_seeds=2)
+    cfg2 = config_from_dict(raw)
+    out = sweep_flow(cfg2)
+    design = read_design(cfg2.path("sweep", "design.json"))
+    second = [it for it in design if it.get("round", 1) == 2]
+    assert [it["run_id"] for it in second] == ["run-004", "run-005", "run-006", "run-007"]
+    assert len(design) == 9 and out["runs"] == 9 and out["ok"] == 9  # 8 mixtures + 1 anchor replicate
+    c = cfg2.propose.constraints
+    for it in second:  # chosen inside the proposal's feasible set
+        assert it["weights"]["synthetic"] <= c.max_weight["synthetic"] + 1e-9
+        assert all(it["weights"][d] >= lo - 1e-9 for d, lo in c.min_weight.items())
+    first = [it["weights"] for it in design if it.get("round", 1) == 1]
+    assert all(sum(abs(w[d] - v) for d, v in it["weights"].items()) > 1e-6 for it in second for w in first)
+    results = sorted(cfg2.path("sweep", "runs").glob("*/result.json"))
+    before = {p: p.stat().st_mtime_ns for p in results}
+    sweep_flow(cfg2)  # rerun: nothing planned or trained again
+    assert read_design(cfg2.path("sweep", "design.json")) == design
+    assert {p: p.stat().st_mtime_ns for p in results} == before

@@ -123,6 +123,34 @@ def test_workers_survive_crashes_and_match_in_process(
     assert sweep_summary(pooled)["failed_by_reason"] == {"crashed": 1}
 
 
+def test_a_replicate_trains_with_its_own_seed_and_is_marked(data_dir: Path, tmp_path: Path) -> None:
+    from automixer.sweep.design import add_anchor_replicates
+    from automixer.sweep.noise import estimate_noise
+
+    design = add_anchor_replicates([DESIGN[0]], anchors=1, anchor_seeds=2, seed=1)
+    assert [d["run_id"] for d in design] == ["run-000", "run-000-s1"] and design[1]["seed"] == 1001
+    results = run_sweep(design, TINY, data_dir, tmp_path, seed=1, workers=0)
+    assert [r["status"] for r in results] == ["ok", "ok"]
+    assert [r["seed"] for r in results] == [1, 1001] and results[0]["weights"] == results[1]["weights"]
+    assert results[0]["metrics"]["bpb_mean"] != results[1]["metrics"]["bpb_mean"]  # another seed, another run
+    assert "replicate_of" not in results[0] and results[1]["replicate_of"] == "run-000"
+    assert json.loads((tmp_path / "run-000-s1" / "result.json").read_text())["replicate_of"] == "run-000"
+    table = runs_table_from_results(tmp_path)
+    assert table["seed"].tolist() == [1, 1001]
+    assert table["replicate_of"].isna().tolist() == [True, False] and table["replicate_of"][1] == "run-000"
+    noise = estimate_noise(table, ["bpb_mean"])
+    gap = abs(results[0]["metrics"]["bpb_mean"] - results[1]["metrics"]["bpb_mean"])
+    assert noise["metrics"]["bpb_mean"]["dof"] == 1 and noise["groups"] == [["run-000", "run-000-s1"]]
+    assert noise["metrics"]["bpb_mean"]["sd"] == pytest.approx(gap / 2**0.5)
+    # a result written before its item was marked (a kill in between) gets marked on the rerun
+    plain = json.loads((tmp_path / "run-000-s1" / "result.json").read_text())
+    del plain["replicate_of"]
+    (tmp_path / "run-000-s1" / "result.json").write_text(json.dumps(plain))
+    again = run_sweep(design, TINY, data_dir, tmp_path, seed=1, workers=0)
+    assert again[1]["replicate_of"] == "run-000" and again[1]["metrics"] == results[1]["metrics"]
+    assert json.loads((tmp_path / "run-000-s1" / "result.json").read_text())["replicate_of"] == "run-000"
+
+
 RESUMABLE = """
 import sys
 from pathlib import Path

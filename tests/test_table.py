@@ -123,3 +123,34 @@ def test_runs_table_from_results(tmp_path) -> None:
     assert runs_table_from_results(tmp_path / "runs").shape[0] == 2
     with pytest.raises(FileNotFoundError, match="automixer sweep"):
         runs_table_from_results(tmp_path / "absent")
+
+
+def test_seed_and_replicate_of_columns_and_run_status(tmp_path) -> None:
+    from automixer.catalog import open_catalog
+
+    runs = tmp_path / "work" / "sweep" / "runs"
+    w = {"code": 0.5, "web": 0.5}
+    anchor = _result("run-000", "ok", w, {"bpb_mean": 1.30})
+    replicate = {**_result("run-000-s1", "ok", w, {"bpb_mean": 1.32}), "seed": 1000, "replicate_of": "run-000"}
+    failed = {**_result("run-001", "failed:diverged", {"code": 0.9, "web": 0.1}, {}), "attempts": 2}
+    write_results(runs, [anchor, replicate, failed])
+    df = runs_table_from_results(runs)
+    assert df["seed"].tolist() == [0, 1000]
+    assert df["replicate_of"].isna().tolist() == [True, False] and df["replicate_of"][1] == "run-000"
+    for suffix in (".parquet", ".csv"):  # the column survives both formats, and loading ignores it as a weight
+        table = load_runs_table(write_runs_table(df, tmp_path / f"t{suffix}"), "bpb_mean")
+        assert table.domains == ["code", "web"] and "replicate_of" in table.metric_columns
+    plain = runs_table_from_results(_only(tmp_path / "plain", anchor))
+    assert "replicate_of" in plain.columns and plain["replicate_of"].isna().all()  # null for ordinary runs
+    con = open_catalog(tmp_path / "work")
+    rows = con.execute("SELECT run_id, status, reason, attempts, seed, replicate_of FROM run_status ORDER BY 1")
+    assert rows.fetchall() == [
+        ("run-000", "ok", None, None, 0, None),
+        ("run-000-s1", "ok", None, None, 1000, "run-000"),
+        ("run-001", "failed", "diverged", 2, 0, None),
+    ]
+
+
+def _only(runs_dir, result: dict):
+    write_results(runs_dir, [result])
+    return runs_dir

@@ -155,6 +155,11 @@ class GPPredictor(RegressorMixin, BaseEstimator):
     domains lie ~0.2 apart, so shorter scales are not supported by the data and only let the marginal
     likelihood settle on interpolating the noise (measured in bench/predictors.py: at high noise this
     bound lifts the GP's held-out Spearman by 0.1-0.2 and changes nothing at low noise).
+
+    `noise_sd`, the run-to-run standard deviation of the target measured on replicate runs, makes that
+    noise variance (in the GP's normalised units: divided by the variance of y) the lower bound of the
+    white-noise level, so the GP cannot explain measured noise as signal. Fitted `noise_floor_` is that
+    bound (1e-6 without `noise_sd`).
     """
 
     def __init__(
@@ -165,6 +170,7 @@ class GPPredictor(RegressorMixin, BaseEstimator):
         n_restarts_optimizer: int = 0,
         random_state: int = 0,
         min_length_scale: float = 0.1,
+        noise_sd: float | None = None,
     ) -> None:
         self.nu = nu
         self.length_scale = length_scale
@@ -172,6 +178,14 @@ class GPPredictor(RegressorMixin, BaseEstimator):
         self.noise_level = noise_level
         self.n_restarts_optimizer = n_restarts_optimizer
         self.random_state = random_state
+        self.noise_sd = noise_sd
+
+    def _noise_floor(self, y: np.ndarray) -> float:
+        """The white-noise lower bound in normalised units: (noise_sd / std(y))^2 within [1e-6, 1]."""
+        std = float(np.std(y))  # as GaussianProcessRegressor(normalize_y=True) scales y
+        if self.noise_sd is None or not np.isfinite(self.noise_sd) or self.noise_sd <= 0 or std <= 0:
+            return 1e-6
+        return float(np.clip((self.noise_sd / std) ** 2, 1e-6, 1.0))
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> GPPredictor:
         """Fit the GP, optimising kernel hyper-parameters by marginal likelihood."""
@@ -181,11 +195,12 @@ class GPPredictor(RegressorMixin, BaseEstimator):
 
         X, y = check_X_y(X, y, y_numeric=True)
         self.n_features_in_ = X.shape[1]
+        self.noise_floor_ = floor = self._noise_floor(y)
         kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(
             length_scale=np.full(X.shape[1], self.length_scale),
             length_scale_bounds=(self.min_length_scale, 1e2),
             nu=self.nu,
-        ) + WhiteKernel(self.noise_level, (1e-6, 1e1))
+        ) + WhiteKernel(max(self.noise_level, floor), (floor, 1e1))
         gp = GaussianProcessRegressor(
             kernel,
             normalize_y=True,

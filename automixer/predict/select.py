@@ -29,6 +29,40 @@ NEEDS_COMPONENTS = frozenset({"loglinear_multi"})
 """Predictors that `auto` only tries when per-component targets are given (else they repeat another)."""
 
 
+def make_predictor(name: str, noise_sd: float | None = None) -> BaseEstimator:
+    """An unfitted predictor by name; one with a `noise_sd` parameter (the GP) gets the run-to-run noise."""
+    est = PREDICTORS[name]()
+    if noise_sd is not None and "noise_sd" in est.get_params():
+        est.set_params(noise_sd=noise_sd)
+    return est
+
+
+def group_folds(X: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Shuffled K-fold (train, test) row indices over mixtures: replicates (identical weight rows) share a fold.
+
+    Replicate runs of one mixture split across folds would let a model score a run by the nearly equal
+    target of its twin, so CV Spearman would leak. The folds are KFold(shuffle, `seed`) over the distinct
+    mixtures, numbered by first appearance; without replicates they are exactly that KFold over the runs.
+    """
+    from sklearn.model_selection import KFold
+
+    from automixer.sweep.noise import replicate_groups
+
+    groups = replicate_groups(X)
+    n_groups = int(groups.max(initial=-1)) + 1
+    if folds < 2 or n_groups < max(folds, 3):
+        extra = f" ({len(groups)} runs; replicates count once)" if n_groups < len(groups) else ""
+        raise ValueError(
+            f"cross-validation with {folds} folds needs at least {max(folds, 3)} runs of distinct mixtures, "
+            f"got {n_groups}{extra}"
+        )
+    out = []
+    for _, test_groups in KFold(n_splits=folds, shuffle=True, random_state=seed).split(np.arange(n_groups)):
+        test = np.isin(groups, test_groups)
+        out.append((np.flatnonzero(~test), np.flatnonzero(test)))
+    return out
+
+
 def oof_predict(
     estimator: BaseEstimator,
     X: np.ndarray,
@@ -37,15 +71,11 @@ def oof_predict(
     seed: int = 0,
     components: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Out-of-fold predictions: each run predicted by a clone fitted without it (shuffled K-fold)."""
-    from sklearn.model_selection import KFold
-
+    """Out-of-fold predictions: each run predicted by a clone fitted without its mixture (see `group_folds`)."""
     X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
-    if folds < 2 or len(y) < max(folds, 3):
-        raise ValueError(f"cross-validation with {folds} folds needs at least {max(folds, 3)} runs, got {len(y)}")
     C = None if components is None else np.asarray(components, dtype=float)
     oof = np.empty_like(y)
-    for train, test in KFold(n_splits=folds, shuffle=True, random_state=seed).split(X):
+    for train, test in group_folds(X, folds, seed):
         fitted = fit_estimator(clone(estimator), X[train], y[train], None if C is None else C[train])
         oof[test] = fitted.predict(X[test])
     return oof
@@ -94,10 +124,13 @@ def candidate_oofs(
     seed: int = 0,
     repeats: int = 3,
     components: np.ndarray | None = None,
+    noise_sd: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Out-of-fold predictions (repeats, n_runs) of each named predictor, the same folds for all."""
     return {
-        n: np.stack([oof_predict(PREDICTORS[n](), X, y, folds, seed + r, components) for r in range(repeats)])
+        n: np.stack(
+            [oof_predict(make_predictor(n, noise_sd), X, y, folds, seed + r, components) for r in range(repeats)]
+        )
         for n in names
     }
 
@@ -166,12 +199,12 @@ def parse_candidate(chosen: str) -> list[tuple[float, str]]:
     return [(float(w), m) for w, m in terms]
 
 
-def build_predictor(chosen: str) -> BaseEstimator:
-    """An unfitted estimator for a candidate name (see `parse_candidate`)."""
+def build_predictor(chosen: str, noise_sd: float | None = None) -> BaseEstimator:
+    """An unfitted estimator for a candidate name (see `parse_candidate`), the GP given `noise_sd`."""
     terms = parse_candidate(chosen)
     if len(terms) == 1:
-        return PREDICTORS[terms[0][1]]()
-    return EnsemblePredictor(tuple(PREDICTORS[m]() for _, m in terms), tuple(w for w, _ in terms))
+        return make_predictor(terms[0][1], noise_sd)
+    return EnsemblePredictor(tuple(make_predictor(m, noise_sd) for _, m in terms), tuple(w for w, _ in terms))
 
 
 def auto_default(components: np.ndarray | None) -> tuple[str, str]:
@@ -187,22 +220,26 @@ def select_predictor(
     seed: int = 0,
     repeats: int = 3,
     components: np.ndarray | None = None,
+    noise_sd: float | None = None,
 ) -> tuple[BaseEstimator, str, dict[str, float]]:
     """Score the named predictor (for `auto`: all, see `choose_candidate`) by repeated K-fold CV; fit the pick.
 
     `components` (n_runs, m), when the target is a combination of per-component metrics (bpb_mean of the
-    bpb_<domain>), lets `loglinear_multi` fit one law per component; see `target_components`.
+    bpb_<domain>), lets `loglinear_multi` fit one law per component; see `target_components`. `noise_sd`,
+    the target's run-to-run noise (replicate runs, see `automixer.sweep.noise`), is the GP's noise floor.
+    Replicates of one mixture always share a CV fold (`group_folds`).
     """
     if name != "auto" and name not in PREDICTORS:
         raise ValueError(f"unknown predictor {name!r}; choose one of {['auto', *PREDICTORS]}")
     X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
     if name == "auto":
         names = [n for n in PREDICTORS if components is not None or n not in NEEDS_COMPONENTS]
-        oofs = candidate_oofs(names, X, y, folds, seed, repeats, components)
+        oofs = candidate_oofs(names, X, y, folds, seed, repeats, components, noise_sd)
         chosen, scores = choose_candidate(oofs, y, auto_default(components))
     else:
-        chosen, scores = name, {name: cv_spearman(PREDICTORS[name](), X, y, folds, seed, repeats, components)}
-    return fit_estimator(build_predictor(chosen), X, y, components), chosen, scores
+        est = make_predictor(name, noise_sd)
+        chosen, scores = name, {name: cv_spearman(est, X, y, folds, seed, repeats, components)}
+    return fit_estimator(build_predictor(chosen, noise_sd), X, y, components), chosen, scores
 
 
 def target_components(df, domains: list[str], target: str | dict[str, float]) -> np.ndarray | None:

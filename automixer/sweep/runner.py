@@ -4,7 +4,8 @@ Each run is tried at most MAX_ATTEMPTS times. A run fails for one of four reason
 loss), `oom` (out of memory), `crashed` (its worker process died: a segfault, os._exit, the kernel's OOM
 killer) or `error` (any other exception). The retry uses the same seed, except after `diverged`, where it
 reseeds to `seed + 1` (a diverging seed is deterministic on CPU, so the same seed would only diverge
-again); the seed used is recorded in result.json. A run that fails every attempt gets a failed
+again); the seed used is recorded in result.json. A design item's own `seed` (anchor replicates) replaces
+the sweep's; its `replicate_of` and `round` are recorded in result.json too. A run that fails every attempt gets a failed
 result.json with its `reason` and `error`; the sweep goes on, and the runs table leaves it out. A rerun
 skips every run whose result.json says ok and tries the failed ones again.
 
@@ -41,6 +42,8 @@ CRASH_EXIT_CODE = 86
 """Exit status of a worker killed by an injected `crash` fault."""
 OOM_BATCH = 2**45
 """Sequences per batch of an injected `oom` fault: their sampling needs 256 TiB."""
+ITEM_KEYS = ("replicate_of", "round")
+"""Design-item keys copied into result.json (and from there into the runs table)."""
 
 
 @dataclass(frozen=True)
@@ -225,7 +228,18 @@ def failed_result(item: dict, failure: Failure, seed: int, cfg: ProxyConfig, att
         "device": None,
         "proxy": cfg.model_dump(),
         "attempts": attempts,
+        **{k: item[k] for k in ITEM_KEYS if k in item},
     }
+
+
+def _annotated(result: dict, item: dict, runs_dir: Path) -> dict:
+    """The result with the item's `replicate_of`/`round`; result.json is rewritten when they were missing."""
+    extra = {k: item[k] for k in ITEM_KEYS if k in item and result.get(k) != item[k]}
+    if not extra:
+        return result
+    result = {**result, **extra}
+    write_json_atomic(Path(runs_dir) / item["run_id"] / "result.json", result)
+    return result
 
 
 def _jobs(items: list[dict], attempt: int, seed: int, last: dict, faults: dict) -> list[Job]:
@@ -236,7 +250,8 @@ def _jobs(items: list[dict], attempt: int, seed: int, last: dict, faults: dict) 
         reseed = isinstance(prev, dict) and prev.get("reason") == "diverged"
         kind, only = faults.get(item["run_id"], (None, None))
         fault = kind if only in (None, attempt) else None
-        jobs.append(Job(item, attempt, seed + 1 if reseed else seed, fault))
+        own = int(item.get("seed", seed))
+        jobs.append(Job(item, attempt, own + 1 if reseed else own, fault))
     return jobs
 
 
@@ -250,6 +265,8 @@ def run_sweep(
     progress: Callable[[dict], None] | None = None,
 ) -> list[dict]:
     """Train every design item into `runs_dir/<run_id>/result.json`; return all results in design order.
+
+    Each item trains with its own `seed` when it has one, else with `seed` (the sweep's).
 
     `workers` >= 1 trains in that many worker processes; 0 trains in this process (no crash isolation).
     """
@@ -266,7 +283,7 @@ def run_sweep(
         if done is None:
             todo.append(item)
             continue
-        results[item["run_id"]] = done
+        results[item["run_id"]] = done = _annotated(done, item, runs_dir)
         if progress:
             progress(done)
     args = (cfg, Path(data_dir), Path(runs_dir))
@@ -283,7 +300,7 @@ def run_sweep(
                     out = failed_result(job.item, out, job.seed, cfg, attempt)
                     write_json_atomic(Path(runs_dir) / run_id / "result.json", out)
                 if isinstance(out, dict) and (out.get("status") == "ok" or final):
-                    results[run_id] = out
+                    results[run_id] = out = _annotated(out, job.item, runs_dir)
                     if progress:
                         progress(out)
                     continue

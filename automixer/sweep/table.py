@@ -13,7 +13,7 @@ import pandas as pd
 from automixer.io import atomic_path
 
 SUM_TOL = 1e-6
-_RESULT_SCALARS = ("seed", "wall_s")
+_RESULT_SCALARS = ("seed", "replicate_of", "round", "wall_s")
 _RESULT_PER_DOMAIN = ("tokens_seen", "epochs")
 
 
@@ -146,6 +146,9 @@ def result_row(res: dict) -> dict:
 def runs_table_from_results(runs_dir: str | Path) -> pd.DataFrame:
     """The runs table of every ok run under `runs_dir` (`<run_id>/result.json`), sorted by run_id.
 
+    Besides weights and metrics it holds each run's `seed` and `replicate_of` (the anchor run a replicate
+    repeats with another seed; null for other runs), and `round` for iterative sweeps.
+
     Plain `json` rather than DuckDB's `read_json`: result files differ in shape (failed runs have empty
     metrics, sweeps may add domains or keys), and DuckDB infers one schema across files, which turns
     such differences into type errors or silently dropped keys; this reads each file as written.
@@ -156,6 +159,7 @@ def runs_table_from_results(runs_dir: str | Path) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     weights = [c for c in df.columns if c.startswith("weight_")]
     df[weights] = df[weights].fillna(0.0)
+    df["replicate_of"] = df.get("replicate_of", pd.Series(None, index=df.index, dtype=object)).astype("string")
     metrics = sorted(c for c in df.columns if c not in weights and c != "run_id")
     return df[["run_id", *weights, *metrics]].sort_values("run_id").reset_index(drop=True)
 

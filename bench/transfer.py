@@ -139,6 +139,8 @@ def mixtures(cfg: PipelineConfig, subset: int) -> tuple[dict[str, dict], dict[st
     }
     nat = np.array([mix["natural"][d] for d in doms])
     exclude = {ids[best]} | {r for r, x in zip(ids, table.X, strict=True) if np.abs(x - nat).sum() < 1e-6}
+    if "replicate_of" in table.df:  # distinct mixtures only: an anchor's replicates are the same mixture
+        exclude |= {r for r, rep in zip(ids, table.df["replicate_of"], strict=True) if isinstance(rep, str) and rep}
     seeds = table.df["seed"].tolist() if "seed" in table.df else [cfg.sweep.seed] * len(ids)
     sub = {}
     for r in choose_subset(ids, y.tolist(), subset, exclude):

@@ -57,6 +57,7 @@ def _run(fn: Callable[[], Any]) -> Any:
 def _prefect_env() -> None:
     """Settings that let flows run offline with no Prefect server configured."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # a loaded 2-core box is slow
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
@@ -180,6 +181,37 @@ def sweep(
     given = {"rounds": rounds, "workers": workers}
     overrides = {"sweep": {k: v for k, v in given.items() if v is not None}}
     _stage(config, "flows.sweep:sweep_flow", "automixer.stages:check_shards", overrides)
+
+
+@app.command()
+def serve(
+    config: ConfigOpt,
+    only: Annotated[
+        list[str], typer.Option("--only", help="Serve only this deployment (repeatable), e.g. sweep-on-demand.")
+    ] = [],  # noqa: B006
+    once: Annotated[bool, typer.Option("--once", help="Run the flow runs that are due now, then exit.")] = False,
+    prefect_file: Annotated[
+        Path | None, typer.Option("--prefect-file", help="Deployment declarations (default: ./prefect.yaml).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Most flow runs at once (default: no limit).")
+    ] = None,
+) -> None:
+    """Serve the deployments declared in prefect.yaml from this machine, with their schedules.
+
+    Serving locally: `automixer serve -c my.yaml` registers every deployment (curate-nightly at 02:00 UTC, synthesize-weekly on Sundays at 04:00 UTC, sweep-, propose- and pipeline-on-demand) with the Prefect API (PREFECT_API_URL; `prefect server start` runs one) with its `config` parameter set to my.yaml, then runs every scheduled or triggered flow run here until stopped (Ctrl-C pauses the schedules). Trigger one with `prefect deployment run 'sweep/sweep-on-demand'`.
+
+    Deploying to a work pool instead: `prefect work-pool create automixer-pool --type process`, then `AUTOMIXER_HOME=$PWD prefect deploy --all` (reads the same prefect.yaml: work pool, schedules, parameters), then `prefect worker start --pool automixer-pool` on each machine that runs flows.
+    """
+    _prefect_env()
+    from automixer.deploy import build_deployments
+    from automixer.deploy import serve as serve_deployments
+
+    _load(config)  # fail fast on a bad config, before anything is registered
+    deployments = _run(lambda: build_deployments(config, only or None, prefect_file))
+    names = ", ".join(d.name for d in deployments)
+    typer.echo(f"serving {names} with config {config.resolve()}" + (" (once)" if once else " (Ctrl-C to stop)"))
+    _run(lambda: serve_deployments(deployments, once=once, limit=limit))
 
 
 @app.command()

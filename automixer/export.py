@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from automixer.io import write_text_atomic
+from automixer.io import Location, is_url, join, write_text_atomic
 from automixer.mixture import MixtureSpec, _plain
 
 EXPORT_FORMATS: tuple[str, ...] = ("megatron", "megatron-args", "olmo-core", "hf-interleave", "yaml")
@@ -152,7 +152,11 @@ def _manifest_shards(manifest: dict, paths_root: str | None) -> dict[str, list[t
     for entry in manifest["shards"]:
         path = str(entry["path"])
         if paths_root:
-            path = str(PurePosixPath(Path(paths_root).as_posix()) / path)
+            path = (
+                str(join(paths_root, path))
+                if is_url(paths_root)
+                else str(PurePosixPath(Path(paths_root).as_posix()) / path)
+            )
         tokens, docs = int(entry.get("tokens", 0)), int(entry.get("docs", 0))
         if tokens > 0:
             out.setdefault(str(entry["domain"]), []).append((path, tokens, docs))
@@ -389,6 +393,6 @@ def export_mixture(
     return _RENDERERS[fmt](plan)
 
 
-def write_export(spec: MixtureSpec, fmt: str, out: str | Path, **kwargs: Any) -> Path:
-    """Export `spec` in format `fmt` and write it to `out` atomically; kwargs as for export_mixture."""
+def write_export(spec: MixtureSpec, fmt: str, out: str | Path, **kwargs: Any) -> Location:
+    """Export `spec` in format `fmt` and write it to `out` (a path or fsspec URL) atomically; kwargs as for export_mixture."""
     return write_text_atomic(out, export_mixture(spec, fmt, **kwargs))

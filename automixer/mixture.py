@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
+from pathlib import PurePath
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from automixer.io import read_structured, write_text_atomic
+from automixer.io import Location, join, location, read_structured, write_text_atomic
 
 SUM_TOL = 1e-6
 
@@ -109,9 +109,9 @@ def _plain(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=default))
 
 
-def write_mixture(spec: MixtureSpec, mixtures_dir: str | Path) -> Path:
-    """Write `<mixtures_dir>/<name>.yaml` atomically, keys in a readable order."""
-    path = Path(mixtures_dir) / f"{spec.name}.yaml"
+def write_mixture(spec: MixtureSpec, mixtures_dir: str | PurePath) -> Location:
+    """Write `<mixtures_dir>/<name>.yaml` (a folder or fsspec URL) atomically, keys in a readable order."""
+    path = join(mixtures_dir, f"{spec.name}.yaml")
     doc = {
         "name": spec.name,
         "target": spec.target,
@@ -126,9 +126,9 @@ def write_mixture(spec: MixtureSpec, mixtures_dir: str | Path) -> Path:
     return path
 
 
-def read_mixture(path: str | Path) -> MixtureSpec:
-    """Read and validate a mixture spec YAML."""
-    path = Path(path)
+def read_mixture(path: str | PurePath) -> MixtureSpec:
+    """Read and validate a mixture spec YAML (a local path or fsspec URL)."""
+    path = location(path)
     raw = read_structured(path, "mixture spec")
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a mixture spec must be a mapping with name, weights and target")

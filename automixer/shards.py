@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePath
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from automixer.io import sha256_file, write_json_atomic, write_parquet_atomic
+from automixer.io import Location, glob, join, location, open_file, sha256_file, write_json_atomic, write_parquet_atomic
 
 SIGNALS: tuple[str, ...] = (
     # web (automixer.curate.quality: Gopher quality / repetition, C4, FineWeb)
@@ -82,14 +83,16 @@ def shard_rows(docs: Iterable[dict], domain: str) -> list[dict]:
     return rows
 
 
-def write_shards(docs: Iterable[dict], out_dir: str | Path, domain: str, prefix: str, shard_docs: int) -> list[Path]:
-    """Write documents as zstd Parquet shards `<out_dir>/<prefix>-NNNNN.parquet`, atomically."""
-    out_dir = Path(out_dir)
-    paths: list[Path] = []
+def write_shards(
+    docs: Iterable[dict], out_dir: str | PurePath, domain: str, prefix: str, shard_docs: int
+) -> list[Location]:
+    """Write documents as zstd Parquet shards `<out_dir>/<prefix>-NNNNN.parquet` (a folder or URL), atomically."""
+    out_dir = location(out_dir)
+    paths: list[Location] = []
     batch: list[dict] = []
 
     def flush() -> None:
-        path = out_dir / f"{prefix}-{len(paths):05d}.parquet"
+        path = join(out_dir, f"{prefix}-{len(paths):05d}.parquet")
         write_parquet_atomic(path, pa.Table.from_pylist(shard_rows(batch, domain), schema=SHARD_SCHEMA))
         paths.append(path)
         batch.clear()
@@ -103,12 +106,37 @@ def write_shards(docs: Iterable[dict], out_dir: str | Path, domain: str, prefix:
     return paths
 
 
-def shard_entry(path: Path, root: Path) -> dict:
+def read_parquet(path: str | PurePath, columns: list[str] | None = None) -> pa.Table:
+    """Read a Parquet file from a local path or an fsspec URL."""
+    target = location(path)
+    if isinstance(target, Path):
+        return pq.read_table(target, columns=columns)
+    with open_file(target, "rb") as f:
+        return pq.read_table(f, columns=columns)
+
+
+def parquet_rows(path: str | PurePath) -> int:
+    """Rows of a Parquet file (from its footer)."""
+    target = location(path)
+    if isinstance(target, Path):
+        return pq.ParquetFile(target).metadata.num_rows
+    with open_file(target, "rb") as f:
+        return pq.ParquetFile(f).metadata.num_rows
+
+
+def _relative(path: Location, root: Location) -> str:
+    if isinstance(path, Path) and isinstance(root, Path):
+        return path.relative_to(root).as_posix()
+    return str(path)[len(str(root).rstrip("/")) :].lstrip("/")
+
+
+def shard_entry(path: str | PurePath, root: str | PurePath) -> dict:
     """Manifest entry of one shard: docs, tokens, bytes, sha256."""
-    table = pq.read_table(path, columns=["domain", "n_bytes", "n_tokens"])
+    path, root = location(path), location(root)
+    table = read_parquet(path, columns=["domain", "n_bytes", "n_tokens"])
     domains = set(table.column("domain").to_pylist())
     return {
-        "path": path.relative_to(root).as_posix(),
+        "path": _relative(path, root),
         "domain": domains.pop() if len(domains) == 1 else path.parent.name,
         "docs": table.num_rows,
         "tokens": int(pa.compute.sum(table.column("n_tokens")).as_py() or 0),
@@ -117,26 +145,30 @@ def shard_entry(path: Path, root: Path) -> dict:
     }
 
 
-def build_manifest(shards_dir: str | Path, extra: dict | None = None) -> dict:
-    """Scan `<shards_dir>/<domain>/*.parquet` and write `<shards_dir>/manifest.json`; return it."""
-    root = Path(shards_dir)
-    entries = [shard_entry(p, root) for p in sorted(root.glob("*/*.parquet"))]
+def build_manifest(shards_dir: str | PurePath, extra: dict | None = None) -> dict:
+    """Scan `<shards_dir>/<domain>/*.parquet` (a folder or URL) and write `<shards_dir>/manifest.json`; return it."""
+    root = location(shards_dir)
+    entries = [shard_entry(p, root) for p in glob(root, "*/*.parquet")]
     totals: dict[str, dict] = {}
     for e in entries:
         t = totals.setdefault(e["domain"], {"docs": 0, "tokens": 0, "bytes": 0, "shards": 0})
         for k in ("docs", "tokens", "bytes"):
             t[k] += e[k]
         t["shards"] += 1
-    manifest = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "shards": entries, "domains": totals}
+    manifest: dict[str, Any] = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "shards": entries,
+        "domains": totals,
+    }
     if extra:
         manifest.update(extra)
-    write_json_atomic(root / "manifest.json", manifest)
+    write_json_atomic(join(root, "manifest.json"), manifest)
     return manifest
 
 
-def read_domain_texts(shards_dir: str | Path, domain: str) -> pa.Table:
+def read_domain_texts(shards_dir: str | PurePath, domain: str) -> pa.Table:
     """All rows (id, text, n_bytes) of one domain's shards, in a stable order."""
-    files = sorted(Path(shards_dir, domain).glob("*.parquet"))
+    files = glob(join(shards_dir, domain), "*.parquet")
     if not files:
         raise FileNotFoundError(f"no shards for domain {domain!r} under {shards_dir}; run `automixer curate` first")
-    return pa.concat_tables(pq.read_table(f, columns=["id", "text", "n_bytes"]) for f in files)
+    return pa.concat_tables(read_parquet(f, columns=["id", "text", "n_bytes"]) for f in files)

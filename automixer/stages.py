@@ -14,6 +14,8 @@ from automixer.progress import Progress
 if TYPE_CHECKING:
     import pandas as pd
 
+    from automixer.sweep.runner import Engine
+
 log = logging.getLogger("automixer")
 
 
@@ -115,8 +117,13 @@ def design(cfg: PipelineConfig, meta: dict) -> list[dict]:
     return mixtures
 
 
-def run_proxies(cfg: PipelineConfig, mixtures: list[dict], logger: logging.Logger | None = None) -> list[dict]:
-    """Train one proxy per mixture (skipping finished runs) and write the runs table."""
+def run_proxies(
+    cfg: PipelineConfig, mixtures: list[dict], logger: logging.Logger | None = None, engine: Engine | None = None
+) -> list[dict]:
+    """Train one proxy per mixture (skipping finished runs) and write the runs table.
+
+    `engine` dispatches the attempts (default: `sweep.workers` local worker processes; see `automixer.sweep.runner`).
+    """
     logger = logger or log
     from automixer.sweep.runner import run_sweep, sweep_summary
     from automixer.sweep.table import runs_table_from_results, write_runs_table
@@ -130,7 +137,7 @@ def run_proxies(cfg: PipelineConfig, mixtures: list[dict], logger: logging.Logge
             bar.advance(note=note)
 
         results = run_sweep(
-            mixtures, cfg.proxy, cfg.path("data"), runs_dir, cfg.sweep.seed, cfg.sweep.workers, on_result
+            mixtures, cfg.proxy, cfg.path("data"), runs_dir, cfg.sweep.seed, cfg.sweep.workers, on_result, engine
         )
     table = runs_table_from_results(runs_dir)
     write_runs_table(table, cfg.path("sweep", "runs.parquet"))

@@ -6,8 +6,10 @@ import time
 
 from prefect import flow, get_run_logger
 
+from automixer.artifacts import pipeline_markdown, publish
 from automixer.config import PipelineConfig, dump_config
 from automixer.io import write_json_atomic
+from flows.common import resolve
 from flows.curate import curate_flow
 from flows.propose import propose_flow
 from flows.sweep import sweep_flow
@@ -15,9 +17,10 @@ from flows.synthesize import synthesize_flow
 
 
 @flow(name="automixer-pipeline")
-def pipeline_flow(config: PipelineConfig) -> dict:
-    """Run every stage on one config and return the proposal with per-stage wall times."""
+def pipeline_flow(config: PipelineConfig | str) -> dict:
+    """Run every stage on one config (or a config file) and return the proposal with per-stage wall times."""
     logger = get_run_logger()
+    config = resolve(config)
     dump_config(config, config.path("config.yaml"))
     timings: dict[str, float] = {}
     stages = [("curate", curate_flow)]
@@ -31,4 +34,5 @@ def pipeline_flow(config: PipelineConfig) -> dict:
         timings[name] = round(time.perf_counter() - start, 1)
         logger.info("stage %s finished in %.1fs", name, timings[name])
     write_json_atomic(config.path("timings.json"), timings)
+    publish("pipeline", pipeline_markdown(timings, outputs["propose"]["spec"]), "stage wall times and the proposal")
     return {"proposal": outputs["propose"], "timings": timings, "stages": outputs}

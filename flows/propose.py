@@ -6,18 +6,22 @@ from prefect import flow, get_run_logger, task
 
 from automixer import stages
 from automixer.config import PipelineConfig
+from flows.common import prepared, resolve
 
 
-@task(name="fit-and-propose")
+@task(name="fit-and-propose", persist_result=True)
 def propose_task(config: PipelineConfig) -> dict:
     """Fit, optimise under constraints and write the mixture YAML."""
     return stages.propose(config)
 
 
 @flow(name="propose")
-def propose_flow(config: PipelineConfig) -> dict:
+def propose_flow(config: PipelineConfig | str) -> dict:
     """Propose the mixture for the full run from the finished sweep."""
-    out = propose_task(config)
+    from automixer.artifacts import proposal_markdown, publish
+
+    cfg = resolve(config)
+    out = prepared(propose_task, cfg)(cfg)
     prov = out["spec"]["provenance"]
     get_run_logger().info(
         "proposal %s (predictor %s, CV Spearman %.3f) written to %s",
@@ -26,4 +30,5 @@ def propose_flow(config: PipelineConfig) -> dict:
         prov.get("cv_spearman", float("nan")),
         out["path"],
     )
+    publish("propose", proposal_markdown(out["spec"]), f"proposal {out['spec']['name']}: weights, prediction, CV")
     return out

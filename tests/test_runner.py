@@ -186,3 +186,22 @@ def test_a_killed_sweep_resumes_and_skips_finished_runs(data_dir: Path, tmp_path
     assert [r["status"] for r in results] == ["ok"] * 3 and seen == ["run-000", "run-002", "run-003"]
     assert _mtimes(tmp_path, ["run-000", "run-002"]) == before
     assert results[2]["attempts"] == 1 and (tmp_path / "run-003" / "result.json").is_file()
+
+
+def test_any_engine_gets_the_runners_retry_rules(data_dir: Path, tmp_path: Path) -> None:
+    from automixer.sweep.runner import Failure, attempt
+
+    calls: list[tuple[str, int, int]] = []
+
+    def engine(jobs, args):  # loses the first attempt of run-000, as a cluster losing a worker would
+        for job in jobs:
+            calls.append((job.item["run_id"], job.attempt, job.seed))
+            lost = job.item["run_id"] == "run-000" and job.attempt == 1
+            yield job, Failure("crashed", "worker lost") if lost else attempt(job, *args)
+
+    results = run_sweep([DESIGN[0], DESIGN[2]], TINY, data_dir, tmp_path, seed=4, engine=engine)
+    assert calls == [("run-000", 1, 4), ("run-002", 1, 4), ("run-000", 2, 4)]  # retried with the same seed
+    assert [(r["status"], r["attempts"]) for r in results] == [("ok", 2), ("ok", 1)]
+    calls.clear()
+    assert run_sweep([DESIGN[0], DESIGN[2]], TINY, data_dir, tmp_path, seed=4, engine=engine) == results
+    assert calls == []  # finished runs are skipped whatever the engine

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import PurePath
 
 import pyarrow as pa
 
-from automixer.io import write_parquet_atomic, write_text_atomic
+from automixer.io import Location, glob, join, open_file, remove, subfolders, write_parquet_atomic, write_text_atomic
 from automixer.shards import signals_of
 
 EXCLUSION_SCHEMA = pa.schema(
@@ -51,13 +51,13 @@ def doc_row(rec: dict) -> dict:
     }
 
 
-def _records(folder: Path) -> Iterator[dict]:
-    for path in sorted(folder.glob("*.jsonl")):
-        with open(path, encoding="utf-8") as f:
+def _records(folder: str | PurePath, pattern: str = "*.jsonl") -> Iterator[dict]:
+    for path in glob(folder, pattern):
+        with open_file(path, "r", encoding="utf-8") as f:
             yield from (json.loads(line) for line in f if line.strip())
 
 
-def _exclusion_rows(folder: Path) -> Iterator[dict]:
+def _exclusion_rows(folder: Location) -> Iterator[dict]:
     name = folder.name
     for rec in _records(folder):
         meta = rec.get("metadata", {})
@@ -66,10 +66,11 @@ def _exclusion_rows(folder: Path) -> Iterator[dict]:
         yield {**row, "domain": meta.get("domain"), "filter": name, "drop_reason": reason}
 
 
-def write_exclusions(run_dir: Path, out_dir: Path, key: str, shard_docs: int) -> list[Path]:
+def write_exclusions(run_dir: str | PurePath, out_dir: str | PurePath, key: str, shard_docs: int) -> list[Location]:
     """Convert the run's excluded documents into Parquet shards `<out_dir>/<filter>-<key8>-NNNNN.parquet`."""
-    written: list[Path] = []
-    for folder in sorted(p for p in (run_dir / "data" / "excluded").glob("*") if p.is_dir()):
+    written: list[Location] = []
+    out_dir = join(out_dir)
+    for folder in subfolders(join(run_dir, "data", "excluded")):
         batch: list[dict] = []
         n = 0
         for row in _exclusion_rows(folder):
@@ -79,24 +80,24 @@ def write_exclusions(run_dir: Path, out_dir: Path, key: str, shard_docs: int) ->
                 n += 1
         if batch:
             written.append(_flush(batch, out_dir / f"{folder.name}-{key[:8]}-{n:05d}.parquet"))
-    for p in out_dir.glob("*.parquet") if out_dir.is_dir() else []:
+    for p in glob(out_dir, "*.parquet"):
         if re.fullmatch(r".+-[0-9a-f]{8}-\d{5}\.parquet", p.name) and p not in written:
-            p.unlink()
+            remove(p)
     return written
 
 
-def _flush(batch: list[dict], path: Path) -> Path:
+def _flush(batch: list[dict], path: Location) -> Location:
     write_parquet_atomic(path, pa.Table.from_pylist(batch, schema=EXCLUSION_SCHEMA))
     batch.clear()
     return path
 
 
-def write_reports(run_dir: Path, curation_dir: Path) -> dict[str, int]:
+def write_reports(run_dir: str | PurePath, curation_dir: str | PurePath) -> dict[str, int]:
     """Merge per-task reader problems and decontamination matches into `curation/*.jsonl`; return line counts."""
-    from automixer.curate.source_reader import read_reader_errors
+    from automixer.curate.source_reader import ERRORS_GLOB
 
-    reader = read_reader_errors(run_dir / "data" / "reader_errors")
-    decontam = list(_records(run_dir / "data" / "decontam"))
+    reader = list(_records(join(run_dir, "data", "reader_errors"), ERRORS_GLOB))
+    decontam = list(_records(join(run_dir, "data", "decontam")))
     for name, rows in (("reader_errors.jsonl", reader), ("decontamination.jsonl", decontam)):
-        write_text_atomic(curation_dir / name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        write_text_atomic(join(curation_dir, name), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return {"reader_errors": len(reader), "decontaminated": len(decontam)}

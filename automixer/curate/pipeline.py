@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from automixer.config import CurationConfig
+from automixer.io import Location, glob, join, read_text
 
 Stage = tuple[str, list, int, bool]
 """(stage name, datatrove pipeline steps, number of tasks, worth a process pool)."""
@@ -33,7 +32,7 @@ def minhash_bands(threshold: float, recall: float = 0.9, max_hashes: int = 112) 
     return best[1], best[2]
 
 
-def _filter_stage(specs: list[dict], cur: CurationConfig, data: Path, drops: dict) -> Stage:
+def _filter_stage(specs: list[dict], cur: CurationConfig, data: Location, drops: dict, world: int) -> Stage:
     """Read every source, then min_chars, decontamination and the per-domain filters; write survivors."""
     from datatrove.pipeline.writers import JsonlWriter
 
@@ -52,7 +51,7 @@ def _filter_stage(specs: list[dict], cur: CurationConfig, data: Path, drops: dic
         drops[name] = ("filter", len(steps), None)
         steps.append(step)
     steps.append(JsonlWriter(str(data / "filtered"), "${rank}.jsonl", compression=None))
-    return ("filter", steps, cur.workers, True)
+    return ("filter", steps, world, True)
 
 
 def _dedup_configs(cur: CurationConfig) -> tuple[Any, Any]:
@@ -70,7 +69,7 @@ def _dedup_configs(cur: CurationConfig) -> tuple[Any, Any]:
     return exact, near
 
 
-def _filtered_docs(cur: CurationConfig, data: Path, upto: str, ex_cfg: Any) -> list:
+def _filtered_docs(cur: CurationConfig, data: Location, upto: str, ex_cfg: Any) -> list:
     """Steps replaying this task's filtered documents through the dedup filters decided before `upto`."""
     from datatrove.pipeline.dedup.exact_dedup import ExactDedupFilter
     from datatrove.pipeline.dedup.minhash import MinhashDedupFilter
@@ -89,10 +88,13 @@ def _filtered_docs(cur: CurationConfig, data: Path, upto: str, ex_cfg: Any) -> l
     return steps
 
 
-def build_stages(specs: list[dict], cur: CurationConfig, run_dir: Path) -> tuple[list[Stage], dict]:
+def build_stages(
+    specs: list[dict], cur: CurationConfig, run_dir: str | Location, tasks: int | None = None
+) -> tuple[list[Stage], dict]:
     """The ordered datatrove stages of one curation run, and where each drop counter lives.
 
-    The second value maps a drop name to (stage, step index, fixed reason or None for per-reason stats).
+    `run_dir` is a folder or fsspec URL; `tasks` splits the input (default `cur.workers`). The second value
+    maps a drop name to (stage, step index, fixed reason or None for per-reason stats).
     """
     from datatrove.pipeline.dedup.exact_dedup import ExactDedupSignature, ExactFindDedups
     from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets
@@ -101,9 +103,9 @@ def build_stages(specs: list[dict], cur: CurationConfig, run_dir: Path) -> tuple
     from automixer.curate.dedup import BoundedMinhashCluster, ScopedMinhashSignature
     from automixer.curate.steps import DomainCounter, SplitWordTokenizer
 
-    data, world = run_dir / "data", cur.workers
+    data, world = join(run_dir, "data"), tasks or cur.workers
     drops: dict[str, tuple[str, int, str | None]] = {}
-    stages: list[Stage] = [_filter_stage(specs, cur, data, drops)]
+    stages: list[Stage] = [_filter_stage(specs, cur, data, drops, world)]
     ex_cfg, mh_cfg = _dedup_configs(cur)
     if cur.exact_dedup:
         ex_sig = ExactDedupSignature(str(data / "exact_sigs"), ex_cfg)
@@ -129,47 +131,11 @@ def build_stages(specs: list[dict], cur: CurationConfig, run_dir: Path) -> tuple
     return stages, drops
 
 
-def run_stages(stages: list[Stage], run_dir: Path, workers: int, progress: Callable[[str], None] | None = None) -> None:
-    """Run each stage with datatrove's local executor; completed tasks of a stage are skipped on rerun.
-
-    Only heavy stages get a process pool (`workers` > 1); light ones run their tasks in this process,
-    which is faster than starting a pool.
-    """
-    from datatrove.executor import LocalPipelineExecutor
-
-    for name, steps, tasks, parallel in stages:
-        n_workers = min(workers, tasks) if parallel else 1
-        if progress:
-            progress(
-                f"curate: stage {name} ({tasks} task{'s' * (tasks > 1)}, {n_workers} worker{'s' * (n_workers > 1)})"
-            )
-        executor = LocalPipelineExecutor(
-            steps, tasks=tasks, workers=n_workers, logging_dir=str(run_dir / "logs" / name), skip_completed=True
-        )
-        _quietly(executor.run, run_dir / "logs" / name / "console.log")
-
-
-def _quietly(fn: Callable[[], Any], log_path: Path) -> None:
-    """Run `fn` with datatrove's console output (pipeline banners, stats tables) sent to `log_path`."""
-    import contextlib
-    import sys
-
-    from loguru import logger
-
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a") as log, contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
-        try:
-            fn()
-        finally:
-            logger.remove()  # datatrove's sinks point at `log`, which closes here
-            logger.add(sys.stderr, level="WARNING")
-
-
-def stage_stats(run_dir: Path, stage: str) -> list[dict[str, float]]:
+def stage_stats(run_dir: str | Location, stage: str) -> list[dict[str, float]]:
     """Per-step counters of a finished stage, summed over its tasks."""
     merged: list[dict[str, float]] = []
-    for path in sorted((run_dir / "logs" / stage / "stats").glob("*.json")):
-        for i, step in enumerate(json.loads(path.read_text())):
+    for path in glob(join(run_dir, "logs", stage, "stats"), "*.json"):
+        for i, step in enumerate(json.loads(read_text(path))):
             if i == len(merged):
                 merged.append({})
             for label, value in step.get("stats", {}).items():
@@ -178,7 +144,7 @@ def stage_stats(run_dir: Path, stage: str) -> list[dict[str, float]]:
     return merged
 
 
-def collect_drops(run_dir: Path, drop_spec: dict) -> dict[str, dict[str, int]]:
+def collect_drops(run_dir: str | Location, drop_spec: dict) -> dict[str, dict[str, int]]:
     """`{filter: {reason: count}}` read from the stages' datatrove stats."""
     cache: dict[str, list[dict[str, float]]] = {}
     drops: dict[str, dict[str, int]] = {}
@@ -193,7 +159,7 @@ def collect_drops(run_dir: Path, drop_spec: dict) -> dict[str, dict[str, int]]:
     return drops
 
 
-def domain_counts(run_dir: Path, label: str, stage: str, step: int) -> dict[str, int]:
+def domain_counts(run_dir: str | Location, label: str, stage: str, step: int) -> dict[str, int]:
     """Per-domain document counters (`<label>/<domain>`) of one step of a stage."""
     steps = stage_stats(run_dir, stage)
     stats = steps[step] if step < len(steps) else {}

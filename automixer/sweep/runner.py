@@ -1,4 +1,7 @@
-"""Train every proxy of a sweep design in worker processes; skip finished runs, retry and record failures.
+"""Train every proxy of a sweep design; skip finished runs, retry and record failures.
+
+Where the attempts run is the engine's business: local worker processes (default), this process, or Ray
+tasks (`automixer.sweep.ray_engine`); the rules below are the same for all of them.
 
 Each run is tried at most MAX_ATTEMPTS times. A run fails for one of four reasons: `diverged` (NaN/inf
 loss), `oom` (out of memory), `crashed` (its worker process died: a segfault, os._exit, the kernel's OOM
@@ -24,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from automixer.config import ProxyConfig
 from automixer.io import write_json_atomic
@@ -62,6 +65,11 @@ class Failure:
 
     reason: str
     error: str
+
+
+Outcome: TypeAlias = "dict | Failure"
+Engine: TypeAlias = "Callable[[list[Job], tuple], Iterator[tuple[Job, Outcome]]]"
+"""Attempts jobs (args: ProxyConfig, data dir, runs dir) and yields each job with its outcome as it ends."""
 
 
 def cpu_count() -> int:
@@ -109,8 +117,8 @@ def _faulted(cfg: ProxyConfig, fault: str | None) -> ProxyConfig:
     return cfg
 
 
-def _attempt(job: Job, cfg: ProxyConfig, data_dir: Path, runs_dir: Path) -> dict | Failure:
-    """Train one job (in this process or a worker); an exception becomes a Failure."""
+def attempt(job: Job, cfg: ProxyConfig, data_dir: Path, runs_dir: Path) -> dict | Failure:
+    """Train one attempt of one design item in this process; an exception becomes a Failure (a fault may exit)."""
     from automixer.proxy.train import is_oom, train_proxy
 
     run_id = job.item["run_id"]
@@ -132,15 +140,22 @@ def _worker_main(conn: Connection, threads: int, args: tuple) -> None:
         except (EOFError, OSError):
             return
         try:
-            conn.send(_attempt(job, *args))
+            conn.send(attempt(job, *args))
         except (BrokenPipeError, OSError):
             return
+
+
+def local_engine(workers: int) -> Engine:
+    """The default engine: `workers` spawned worker processes (crash isolation), or this process when 0."""
+    if workers < 1:
+        return _in_process
+    return lambda jobs, args: _in_workers(jobs, args, workers)
 
 
 def _in_process(jobs: list[Job], args: tuple) -> Iterator[tuple[Job, dict | Failure]]:
     """Attempt each job in this process (no crash isolation)."""
     for job in jobs:
-        yield job, _attempt(job, *args)
+        yield job, attempt(job, *args)
 
 
 def _exit_reason(exitcode: int | None) -> str:
@@ -263,18 +278,21 @@ def run_sweep(
     seed: int,
     workers: int = 1,
     progress: Callable[[dict], None] | None = None,
+    engine: Engine | None = None,
 ) -> list[dict]:
     """Train every design item into `runs_dir/<run_id>/result.json`; return all results in design order.
 
     Each item trains with its own `seed` when it has one, else with `seed` (the sweep's).
 
     `workers` >= 1 trains in that many worker processes; 0 trains in this process (no crash isolation).
+    `engine` replaces both (e.g. Ray tasks, `automixer.sweep.ray_engine`); skipping, retries, reseeding and
+    failure records are the same whatever the engine.
     """
     ids = [item["run_id"] for item in design]
     if len(set(ids)) != len(ids):
         raise ValueError("design has duplicate run_id values")
     faults = parse_faults(os.environ.get(FAULTS_ENV, ""))
-    if workers < 1 and any(kind == "crash" for kind, _ in faults.values()):
+    if engine is None and workers < 1 and any(kind == "crash" for kind, _ in faults.values()):
         raise ValueError(f"{FAULTS_ENV}: a crash fault needs workers >= 1 (it would end this process)")
     results: dict[str, dict] = {}
     todo = []
@@ -291,7 +309,7 @@ def run_sweep(
     for attempt in range(1, MAX_ATTEMPTS + 1):
         jobs = _jobs(todo, attempt, seed, last, faults)
         retry = []
-        run = _in_workers(jobs, args, workers) if workers >= 1 else _in_process(jobs, args)
+        run = (engine or local_engine(workers))(jobs, args)
         with contextlib.closing(run):
             for job, out in run:
                 run_id = job.item["run_id"]

@@ -103,3 +103,29 @@ def test_serve_help_explains_local_serving_and_work_pools() -> None:
     text = " ".join(out.output.split())
     for phrase in ("automixer serve -c my.yaml", "prefect deploy --all", "prefect worker start", "work-pool create"):
         assert phrase in text
+
+
+def test_deploying_to_a_work_pool_registers_every_deployment(prefect_harness, propose_config: Path) -> None:
+    """The `prefect deploy` path: every declared deployment lands in a work pool with its schedules."""
+    import prefect
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+
+    pool = "automixer-test-pool"
+
+    async def create_pool() -> None:
+        async with get_client() as client:
+            await client.create_work_pool(WorkPoolCreate(name=pool, type="process"), overwrite=True)
+
+    asyncio.run(create_pool())
+    ids = prefect.deploy(
+        *build_deployments(propose_config), work_pool_name=pool, build=False, push=False, print_next_steps_message=False
+    )
+    assert len(ids) == len(DECLARED)
+
+    async def read() -> list:
+        async with get_client() as client:
+            return [await client.read_deployment(i) for i in ids]
+
+    crons = {d.name: sorted(s.schedule.cron for s in d.schedules) for d in asyncio.run(read())}
+    assert crons == {name: sorted(c) for name, (_, c) in DECLARED.items()}

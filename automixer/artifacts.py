@@ -29,6 +29,9 @@ def _cell(value: object) -> str:
 
 def curation_markdown(summary: dict) -> str:
     """Documents in, kept and dropped per domain, then dropped documents per filter and reason."""
+    if summary.get("submitted"):
+        jobs = summary["submitted"].get("jobs", [])
+        return f"## Curation (submitted to Slurm, no shards yet)\n\nJobs: {jobs}. Rerun curation when they finish.\n"
     domains = summary.get("domains", {})
     per_domain = table(
         ["domain", "docs in", "docs kept", "dropped", "shards"],

@@ -423,7 +423,7 @@ def export(
         _fail("give --manifest or --config, not both")
     man_path = manifest or (_load(config).path("shards", "manifest.json") if config else None)
     from automixer.export import export_mixture, parse_token_count, write_export
-    from automixer.io import read_structured
+    from automixer.io import location, read_structured
     from automixer.mixture import read_mixture
 
     def go() -> str | None:
@@ -436,7 +436,8 @@ def export(
         }
         if man_path is not None:
             kwargs["manifest"] = read_structured(man_path, "shards manifest", "run `automixer curate` first")
-            kwargs["paths_root"] = Path(man_path).resolve().parent
+            where = location(man_path)  # a local path or an fsspec URL (s3://..., memory://...)
+            kwargs["paths_root"] = str(where.resolve().parent if isinstance(where, Path) else where.parent)
         if out is None:
             return export_mixture(spec, fmt, **kwargs)
         write_export(spec, fmt, out, **kwargs)

@@ -33,6 +33,9 @@ def pipeline_flow(config: PipelineConfig | str) -> dict:
         outputs[name] = subflow(config)
         timings[name] = round(time.perf_counter() - start, 1)
         logger.info("stage %s finished in %.1fs", name, timings[name])
+        if name == "curate" and outputs[name].get("submitted"):  # Slurm: shards come later, stop here
+            logger.warning("curation was submitted to Slurm; run the pipeline again when its jobs finish")
+            return {"proposal": None, "timings": timings, "stages": outputs, "submitted": outputs[name]["submitted"]}
     write_json_atomic(config.path("timings.json"), timings)
     publish("pipeline", pipeline_markdown(timings, outputs["propose"]["spec"]), "stage wall times and the proposal")
     return {"proposal": outputs["propose"], "timings": timings, "stages": outputs}

@@ -190,3 +190,10 @@ def test_synthesis_and_pipeline_tables_hold_their_figures() -> None:
             "provenance": {"cv_spearman": 0.9}}  # fmt: skip
     text = pipeline_markdown({"curate": 1.25, "sweep": 30.0}, spec)
     assert "| curate | 1.2 |" in text and "code 0.250, web 0.750" in text and "CV Spearman 0.900" in text
+
+
+def test_a_slurm_submission_is_reported_as_submitted_not_curated() -> None:
+    from automixer.artifacts import curation_markdown
+
+    text = curation_markdown({"submitted": {"jobs": {"read": "101", "final": "104"}}, "domains": {}, "drops": {}})
+    assert "submitted to Slurm" in text and "104" in text and "curated" not in text.replace("Curation", "")

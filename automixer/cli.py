@@ -68,53 +68,6 @@ def _load(config: Path, overrides: dict | None = None):
     return _run(lambda: load_config(config, overrides))
 
 
-def _ci(pair: list[float] | None, fmt: str = ".4f") -> str:
-    return f"[{pair[0]:{fmt}}, {pair[1]:{fmt}}]" if pair else ""
-
-
-def _print_mixture(spec: dict, path: str | None) -> None:
-    """Print the proposal's weights (with bootstrap intervals), prediction and comparison with natural."""
-    from rich.console import Console
-    from rich.table import Table
-
-    prov, unc = spec.get("provenance", {}), spec.get("uncertainty") or {}
-    level = f"{unc['level']:.0%} CI" if unc else ""
-    table = Table(title=f"proposed mixture '{spec['name']}'")
-    table.add_column("domain")
-    table.add_column("weight", justify="right")
-    if unc:
-        table.add_column(level, justify="right")
-    natural = (prov.get("natural") or {}).get("weights", {})
-    if natural:
-        table.add_column("natural", justify="right")
-    for dom, w in spec["weights"].items():
-        row = [dom, f"{w:.4f}"] + ([_ci(unc["weights_ci"].get(dom))] if unc else [])
-        table.add_row(*row, *([f"{natural.get(dom, float('nan')):.4f}"] if natural else []))
-    console = Console()
-    console.print(table)
-    pred, cv, target = spec.get("predicted_target"), prov.get("cv_spearman"), spec["target"]
-    ci = f" ({level} {_ci(unc['predicted_target_ci'])})" if unc else ""
-    console.print(f"predicted {target} = {pred:.4f}{ci}, predictor {prov.get('predictor')}, CV Spearman {cv:.3f}")
-    nat_pred = (prov.get("natural") or {}).get(target)
-    if nat_pred is not None:
-        line = f"natural mixture ({prov['natural'].get('source')}): predicted {nat_pred:.4f}"
-        if unc:
-            line += (
-                f"; improvement {level} {_ci(unc['improvement_ci'])}; P(proposal beats natural) = "
-                f"{unc['p_beats_natural']:.2f} over {unc['n_resamples'] - unc['n_failed']} bootstrap refits "
-                f"({unc['seconds']:.1f} s)"
-            )
-        console.print(line)
-    noise = prov.get("noise") or {}
-    if noise.get("sd") is not None:
-        line = f"run-to-run noise of {target}: sd {noise['sd']:.4f} ({noise.get('dof', '?')} degrees of freedom)"
-        if unc and unc.get("p_beats_natural_one_run") is not None:
-            line += f"; P(one run of the proposal beats one of natural) = {unc['p_beats_natural_one_run']:.2f}"
-        console.print(line)
-    if path:
-        console.print(f"written to {path}")
-
-
 @app.command()
 def demo(
     preset: Annotated[str, typer.Option(help="full (≈60 proxies) or tiny (seconds, for tests).")] = "full",
@@ -131,11 +84,12 @@ def demo(
     counts = build_demo_corpus(work_dir / "sources", preset)  # type: ignore[arg-type]
     typer.echo(f"demo corpus under {work_dir / 'sources'}: {counts} documents")
     cfg = demo_config(work_dir, preset, str(mixtures_dir))  # type: ignore[arg-type]
+    from automixer.cli_show import print_mixture
     from flows.pipeline import pipeline_flow
 
     out = _run(lambda: pipeline_flow(cfg))
     typer.echo(f"stage wall times (s): {json.dumps(out['timings'])}")
-    _print_mixture(out["proposal"]["spec"], out["proposal"]["path"])
+    print_mixture(out["proposal"]["spec"], out["proposal"]["path"])
 
 
 def _stage(config: Path, flow_path: str, preflight: str | None = None, overrides: dict | None = None) -> None:
@@ -353,6 +307,8 @@ def propose(
         "propose": {"predictor": predictor, "name": name, "mixtures_dir": str(out) if out else None,
                     "top_k_average": top_k, "bootstrap": bootstrap, "ci_level": ci, "seed": seed},
     }  # fmt: skip
+    from automixer.cli_show import print_front, print_mixture
+
     p = _propose_config(cfg.propose if cfg else ProposeConfig(), opts)
     inputs = {"natural": None, "available_tokens": None}
     if cfg:
@@ -369,7 +325,7 @@ def propose(
         front = _run(
             lambda: pareto_front(load_target_table(table_path, targets[0], weight_prefix), targets, p, **inputs)
         )
-        _print_front(front, targets)
+        print_front(front, targets)
         return
 
     def go():
@@ -377,21 +333,7 @@ def propose(
         return propose_mixture(table, p, str(table_path), **inputs)
 
     spec, path = _run(go)
-    _print_mixture(spec.model_dump(mode="json"), str(path))
-
-
-def _print_front(front: list[dict], targets: list[str]) -> None:
-    """Print the Pareto front: one row per mixture, its weights and both predicted targets."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"Pareto front: {targets[0]} vs {targets[1]} (predicted)")
-    domains = list(front[0]["weights"])
-    for col in [*domains, *targets]:
-        table.add_column(col, justify="right")
-    for pt in front:
-        table.add_row(*[f"{pt['weights'][d]:.4f}" for d in domains], *[f"{pt[t]:.4f}" for t in targets])
-    Console().print(table)
+    print_mixture(spec.model_dump(mode="json"), str(path))
 
 
 @app.command("export")

@@ -101,6 +101,18 @@ def beats_by_noise(proposal: list[float], baseline: list[float], sd: float, dof:
     return {"delta": delta, "se": se, "beats": bool(delta > z * se), "p_one_sided": p}
 
 
+def beats_by_welch(proposal: list[float], baseline: list[float], z: float = Z) -> dict:
+    """Δ and whether Δ > z·SE with the pair's own variances (Welch): fairer when one mixture is far noisier."""
+    from scipy.stats import ttest_ind
+
+    delta = float(np.mean(baseline) - np.mean(proposal))
+    if min(len(proposal), len(baseline)) < 2:
+        return {"delta": delta, "se": math.nan, "beats": None, "p_one_sided": math.nan}
+    se = math.sqrt(np.var(proposal, ddof=1) / len(proposal) + np.var(baseline, ddof=1) / len(baseline))
+    p = float(ttest_ind(baseline, proposal, equal_var=False, alternative="greater").pvalue) if se > 0 else math.nan
+    return {"delta": delta, "se": se, "beats": bool(delta > z * se), "p_one_sided": p}
+
+
 def choose_subset(run_ids: list[str], values: list[float], k: int, exclude: set[str]) -> list[str]:
     """`k` runs spread evenly over the ranking by value (best and worst included), leaving out `exclude`."""
     ranked = [r for _, r in sorted(zip(values, run_ids, strict=True)) if r not in exclude]
@@ -217,6 +229,7 @@ def summarise(values: dict[str, dict[str, list[float]]]) -> dict:
             rows[name].update(min=min(v, default=math.nan), max=max(v, default=math.nan))
             if name != "proposal" and v and per["proposal"]:
                 rows[name]["vs_proposal"] = beats_by_noise(per["proposal"], v, sd, dof)
+                rows[name]["vs_proposal_welch"] = beats_by_welch(per["proposal"], v)
         out[scale] = {"pooled_sd": sd, "dof": dof, "mixtures": rows}
     return out
 
@@ -244,24 +257,28 @@ def print_mixture_table(summary: dict, mix: dict, tag: str, target: str) -> None
     """Table 1: each mixture's target at both scales, and the proposal against each baseline."""
     x1, xs = summary["x1"]["mixtures"], summary[tag]["mixtures"]
     print(f"\n| mixture | weights | 1x {target} mean ± sd | {tag} mean ± sd | {tag} min – max | Δ vs proposal {tag} "
-          f"| {Z:g}·SE | p (one-sided) | beats by > noise {tag} | beats by > noise 1x |")  # fmt: skip
-    print("|---" * 10 + "|")
+          f"| {Z:g}·SE | p (one-sided) | beats by > noise {tag} | beats by > noise 1x "
+          f"| {Z:g}·SE Welch | beats by > noise {tag}, Welch |")  # fmt: skip
+    print("|---" * 12 + "|")
     for name in MIXTURES:
         a, b = x1[name], xs[name]
         cells = [name, _fmt_w(mix[name]), f"{a['mean']:.4f} ± {a['sd']:.4f}", f"{b['mean']:.4f} ± {b['sd']:.4f}"]
         cells.append(f"{b['min']:.4f} – {b['max']:.4f}")
         if name == "proposal":
-            cells += ["—"] * 5
+            cells += ["—"] * 7
         else:
             v, v1 = b["vs_proposal"], a["vs_proposal"]
             yes = {True: "**yes**", False: "no", None: "n/a"}
             cells += [f"{v['delta']:+.4f}", f"{Z * v['se']:.4f}", f"{v['p_one_sided']:.3f}"]
             cells += [yes[v["beats"]], f"{yes[v1['beats']]} (Δ {v1['delta']:+.4f})"]
+            w = b["vs_proposal_welch"]
+            cells += [f"{Z * w['se']:.4f}", f"{yes[w['beats']]} (p {w['p_one_sided']:.3f})"]
         print("| " + " | ".join(cells) + " |")
     for scale in ("x1", tag):
         s = summary[scale]
         print(f"\npooled per-seed sd at {scale}: {s['pooled_sd']:.4f} ({s['dof']} degrees of freedom)", end="")
-    print(f"\nΔ > 0: the proposal is better; beats by > noise: Δ > {Z:g}·SE, SE = pooled sd·sqrt(1/n_p + 1/n_b)")
+    print(f"\nΔ > 0: the proposal is better; beats by > noise: Δ > {Z:g}·SE, SE = pooled sd·sqrt(1/n_p + 1/n_b); "
+          "Welch: SE = sqrt(s_p²/n_p + s_b²/n_b)")  # fmt: skip
 
 
 def print_rank_table(pairs: dict, stats: dict, tag: str, mix_weights: dict) -> None:

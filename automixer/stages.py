@@ -88,10 +88,21 @@ def sweep_fingerprint(cfg: PipelineConfig, meta: dict) -> str:
     return stable_hash(*parts, str(meta.get("tokenizer_sha256")))
 
 
+def _sample(cfg: PipelineConfig, natural: dict, caps: dict, n: int, seed: int, min_distance: float) -> list[dict]:
+    """`n` mixtures from the sweep's sampler as configured (one place for design and later rounds)."""
+    from automixer.sweep.design import sample_mixtures
+
+    s = cfg.sweep
+    return sample_mixtures(
+        natural, n, s.concentration, s.min_weight, seed,
+        spread=s.spread, min_distance=min_distance, caps=caps, sampler=s.sampler,
+    )  # fmt: skip
+
+
 def design(cfg: PipelineConfig, meta: dict) -> list[dict]:
     """Sample the sweep's mixtures within its caps, plus the anchors' replicates (or reuse the saved design)."""
     from automixer.proxy.data import natural_distribution
-    from automixer.sweep.design import add_anchor_replicates, read_design, sample_mixtures, write_design
+    from automixer.sweep.design import add_anchor_replicates, read_design, write_design
 
     path = cfg.path("sweep", "design.json")
     fp = sweep_fingerprint(cfg, meta)
@@ -107,10 +118,7 @@ def design(cfg: PipelineConfig, meta: dict) -> list[dict]:
 
     natural = natural_distribution(meta)
     s, caps = cfg.sweep, sweep_caps(cfg)
-    mixtures = sample_mixtures(
-        natural, round_sizes(s.n_runs, s.rounds)[0], s.concentration, s.min_weight, s.seed, spread=s.spread, min_distance=s.min_distance,
-        caps=caps, sampler=s.sampler,
-    )  # fmt: skip
+    mixtures = _sample(cfg, natural, caps, round_sizes(s.n_runs, s.rounds)[0], s.seed, s.min_distance)
     mixtures = add_anchor_replicates(mixtures, s.anchors, s.anchor_seeds, s.seed)
     write_design(mixtures, path)
     write_json_atomic(fp_path, {"fingerprint": fp, "natural": natural, "caps": caps})
@@ -175,7 +183,7 @@ def plan_round(
 
     from automixer.feasible import feasible_set
     from automixer.fitting import load_target_table, target_noise, target_values
-    from automixer.sweep.design import sample_mixtures, write_design
+    from automixer.sweep.design import write_design
     from automixer.sweep.rounds import plan_round as choose
     from automixer.sweep.rounds import round_sizes, summarise_round
 
@@ -191,8 +199,7 @@ def plan_round(
     feasible.check()
 
     def draw(n: int, seed: int) -> np.ndarray:
-        runs = sample_mixtures(natural, n, s.concentration, s.min_weight, seed, spread=s.spread, min_distance=0.0,
-                               caps=caps, sampler=s.sampler)  # fmt: skip
+        runs = _sample(cfg, natural, caps, n, seed, min_distance=0.0)
         return np.array([[m["weights"][d] for d in table.domains] for m in runs])
 
     sizes = round_sizes(s.n_runs, s.rounds)

@@ -81,12 +81,13 @@ def scaled_proxy(cfg: ProxyConfig, vocab: int, scale: float, tol: float = SHAPE_
 
 
 def pooled_sd(groups: list[list[float]]) -> tuple[float, int]:
-    """Pooled within-group standard deviation and its degrees of freedom (NaN, 0 without replicates)."""
-    dof = sum(len(g) - 1 for g in groups if len(g) > 1)
-    if dof == 0:
-        return math.nan, 0
-    ss = sum(float(((np.asarray(g) - np.mean(g)) ** 2).sum()) for g in groups if len(g) > 1)
-    return math.sqrt(ss / dof), dof
+    """Pooled within-group sd and its degrees of freedom (NaN, 0 without replicates): the sweep's own estimator."""
+    from automixer.sweep.noise import pooled_sd as library_pooled_sd
+
+    y = [v for g in groups for v in g]
+    labels = [i for i, g in enumerate(groups) for _ in g]
+    sd, dof = library_pooled_sd(np.asarray(y, dtype=float), np.asarray(labels))
+    return (math.nan, 0) if sd is None else (sd, dof)
 
 
 def beats_by_noise(proposal: list[float], baseline: list[float], sd: float, dof: int, z: float = Z) -> dict:

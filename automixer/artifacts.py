@@ -10,6 +10,7 @@ ARTIFACT_KEYS = {
     "sweep": "automixer-sweep",
     "propose": "automixer-propose",
     "pipeline": "automixer-pipeline",
+    "report": "automixer-report",
 }
 """Artifact key per stage: every flow run adds a version under its stage's key (Prefect keeps the history)."""
 
@@ -83,8 +84,8 @@ def proposal_markdown(spec: dict) -> str:
     return f"## Proposal `{spec['name']}`\n\n{weights}\n\n{table(['figure', 'value', level], figures)}\n"
 
 
-def pipeline_markdown(timings: dict[str, float], spec: dict) -> str:
-    """Wall time per stage, then the proposal's weights and predicted target."""
+def pipeline_markdown(timings: dict[str, float], spec: dict, report: str | None = None) -> str:
+    """Wall time per stage, the proposal's weights and predicted target, and the report's location."""
     stages = table(["stage", "wall time (s)"], [[name, f"{sec:.1f}"] for name, sec in timings.items()])
     weights = ", ".join(f"{d} {w:.3f}" for d, w in spec["weights"].items())
     prov = spec.get("provenance") or {}
@@ -93,6 +94,7 @@ def pipeline_markdown(timings: dict[str, float], spec: dict) -> str:
     return (
         f"## Pipeline\n\n{stages}\n\nProposal `{spec['name']}`: {weights}; "
         f"predicted {spec['target']} {spec.get('predicted_target', float('nan')):.4f}{score}\n"
+        + (f"\nReport: [{report}](file://{report})\n" if report else "")
     )
 
 

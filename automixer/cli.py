@@ -449,6 +449,11 @@ def sandbox_run(
     raise typer.Exit(0 if res.status == "ok" else 1)
 
 
+from automixer.cli_report import report as _report  # noqa: E402  (its heavy imports are inside the command)
+
+app.command("report")(_report)
+
+
 def main() -> None:
     """Entry point for `python -m automixer`."""
     app(prog_name="automixer")

@@ -17,6 +17,7 @@ from automixer.config_base import ConfigError as ConfigError
 from automixer.config_base import Domain as Domain
 from automixer.config_base import StrictModel as _Strict
 from automixer.config_exec import ExecutionConfig as ExecutionConfig
+from automixer.config_exec import ReportConfig as ReportConfig
 from automixer.config_exec import SlurmConfig as SlurmConfig
 from automixer.config_mix import ConstraintsConfig as ConstraintsConfig
 from automixer.config_mix import GroupConstraint as GroupConstraint
@@ -272,6 +273,8 @@ class PipelineConfig(_Strict):
     propose: ProposeConfig = ProposeConfig()
     execution: ExecutionConfig = ExecutionConfig()
     """Where curation and the proxy sweep run (local by default; Ray or Slurm clusters)."""
+    report: ReportConfig = ReportConfig()
+    """The HTML report of the run (notebooks executed on the work dir) written at the end of the pipeline."""
 
     @model_validator(mode="after")
     def _cross_check(self) -> PipelineConfig:

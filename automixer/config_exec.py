@@ -43,3 +43,14 @@ class ExecutionConfig(_Strict):
     """GPUs a proxy run requests from Ray when the cluster has GPUs (none are requested on a CPU-only cluster)."""
     slurm: SlurmConfig = SlurmConfig()
     """Slurm settings, used when curation is `slurm`."""
+
+
+class ReportConfig(_Strict):
+    """The HTML report the pipeline writes at its end (`automixer report` makes it on demand)."""
+
+    enabled: bool = True
+    """Execute the analysis notebooks and write `<work_dir>/report/report.html` after the proposal."""
+    show_code: bool = False
+    """Show the notebooks' code cells in the HTML (off: figures, tables and text only)."""
+    timeout_s: int = Field(default=900, ge=10)
+    """Longest one notebook cell may run before the report fails."""

@@ -12,6 +12,7 @@ from automixer.io import write_json_atomic
 from flows.common import resolve
 from flows.curate import curate_flow
 from flows.propose import propose_flow
+from flows.report import report_flow
 from flows.sweep import sweep_flow
 from flows.synthesize import synthesize_flow
 
@@ -37,5 +38,17 @@ def pipeline_flow(config: PipelineConfig | str) -> dict:
             logger.warning("curation was submitted to Slurm; run the pipeline again when its jobs finish")
             return {"proposal": None, "timings": timings, "stages": outputs, "submitted": outputs[name]["submitted"]}
     write_json_atomic(config.path("timings.json"), timings)
-    publish("pipeline", pipeline_markdown(timings, outputs["propose"]["spec"]), "stage wall times and the proposal")
-    return {"proposal": outputs["propose"], "timings": timings, "stages": outputs}
+    report = _report(config, logger) if config.report.enabled else None
+    markdown = pipeline_markdown(timings, outputs["propose"]["spec"], report)
+    publish("pipeline", markdown, "stage wall times, the proposal and the report")
+    return {"proposal": outputs["propose"], "timings": timings, "stages": outputs, "report": report}
+
+
+def _report(config: PipelineConfig, logger) -> str | None:
+    """Write the HTML report as a subflow; its path, or None if it failed (the proposal stands either way)."""
+    state = report_flow(config, return_state=True)
+    if state.is_completed():
+        return state.result()["html"]
+    logger.warning("the report failed (%s); the proposal is written. Rerun it with `automixer report %s`",
+                   state.message, config.work_dir)  # fmt: skip
+    return None

@@ -30,3 +30,18 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):  # a loaded 2-core CI box can need more than 30 s
         yield
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, prefect_harness):
+    """The whole pipeline run once on the tiny demo preset, with 2 sweep rounds and one anchor replicate."""
+    from automixer.demo import build_demo_corpus, demo_config
+    from flows.pipeline import pipeline_flow
+
+    work = tmp_path_factory.mktemp("demo-tiny")
+    build_demo_corpus(work / "sources", "tiny")
+    cfg = demo_config(work, "tiny", mixtures_dir=str(work / "mixtures"))
+    sweep = cfg.sweep.model_copy(update={"rounds": 2, "anchors": 1, "anchor_seeds": 2})
+    cfg = cfg.model_copy(update={"sweep": sweep})
+    state = pipeline_flow(cfg, return_state=True)
+    return cfg, state

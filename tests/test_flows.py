@@ -27,18 +27,10 @@ sweep_flow(sys.argv[1])
 
 
 def artifacts_of(flow_run_id: UUID) -> list:
-    """The artifacts a flow run created (through the REST route: the sync client sends None for unset filters)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.objects import Artifact
+    """The artifacts a flow run created."""
+    from prefect_api import read_artifacts
 
-    body = {
-        "artifacts": {"flow_run_id": {"any_": [str(flow_run_id)]}},
-        "limit": 20,
-        "offset": 0,
-        "sort": "CREATED_DESC",
-    }
-    with get_client(sync_client=True) as client:
-        return Artifact.model_validate_list(client.request("POST", "/artifacts/filter", json=body).json())
+    return read_artifacts({"flow_run_id": {"any_": [str(flow_run_id)]}})
 
 
 def task_runs_of(flow_run_id: UUID) -> dict[str, object]:

@@ -31,12 +31,14 @@ def report(
 
     def go():
         try:
-            return build_report(run_dir, notebooks, only, show_code, timeout, progress=typer.echo)
-        except ReportError as exc:
-            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(1) from exc
+            return build_report(run_dir, notebooks, only, show_code, timeout, progress=typer.echo), None
+        except ReportError as exc:  # the HTML is written; say which notebook failed, exit 1
+            return None, exc
 
-    result = _run(go)
+    result, failure = _run(go)
+    if failure is not None:
+        typer.secho(f"error: {failure}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
     for name, why in result.skipped.items():
         typer.echo(f"skipped {name}: {why}")
     figures = ", ".join(f"{name} {n}" for name, n in result.figures.items())

@@ -21,10 +21,13 @@ linear in the number of documents that have a duplicate, at about a fifth of dat
 depend on the number of pairs, and nothing is kept per pair. The clusters are the connected components of the pair graph, exactly as in
 datatrove; in each cluster the document with the smallest (file, doc index) is kept (datatrove keeps the
 root its union-by-size order happens to pick), and a cluster that matched an index is removed entirely.
+With `save_size_histogram=True` the stage also writes `cluster_sizes.json` ({documents in a cluster: number of
+such clusters}, sizes >= 2, index entries not counted) to its output folder.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -178,6 +181,7 @@ class BoundedMinhashCluster(PipelineStep):
         save_cluster_size: bool = False,
         ignore_index_matches: bool = False,
         chunk_pairs: int = 1 << 16,
+        save_size_histogram: bool = False,
     ) -> None:
         super().__init__()
         self.input_folder = get_datafolder(input_folder)
@@ -186,6 +190,7 @@ class BoundedMinhashCluster(PipelineStep):
         self.save_cluster_id, self.save_cluster_size = save_cluster_id, save_cluster_size
         self.ignore_index_matches = ignore_index_matches
         self.chunk_pairs = chunk_pairs
+        self.save_size_histogram = save_size_histogram
 
     def _pairs(self, files: list[str]) -> Iterator[np.ndarray]:
         return _pair_chunks(self.input_folder, files, self.chunk_pairs, self.ignore_index_matches)
@@ -208,6 +213,8 @@ class BoundedMinhashCluster(PipelineStep):
             self.stat_update("duplicates", value=len(keys))
             self.stat_update("to_remove", value=int(np.count_nonzero(remove)))
             self._write(keys, root, remove)
+            if self.save_size_histogram:
+                self._write_histogram(keys, root)
 
     def _write(self, keys: np.ndarray, root: np.ndarray, remove: np.ndarray) -> None:
         """Per input file: the removed doc indices, and if asked (doc, cluster id) / (doc, size) pairs."""
@@ -228,6 +235,17 @@ class BoundedMinhashCluster(PipelineStep):
             for ext, values in extra.items():
                 self._put(f"{f:06d}.{ext}", np.stack([docs, values[lo:hi].astype("<u4")], axis=1))
             lo = hi
+
+    def _write_histogram(self, keys: np.ndarray, root: np.ndarray) -> None:
+        """`cluster_sizes.json`: {cluster size: number of clusters} over sizes >= 2, written via temp + rename."""
+        real = root[:-1] if len(keys) and keys[-1] == _SENTINEL_KEY else root  # the index node is no document
+        sizes = np.bincount(real, minlength=len(keys))
+        values, counts = np.unique(sizes[sizes >= 2], return_counts=True)
+        histogram = {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
+        tmp = ".cluster_sizes.json.tmp"
+        with self.output_folder.open(tmp, "w") as out:
+            out.write(json.dumps(histogram) + "\n")
+        self.output_folder.mv(tmp, "cluster_sizes.json")
 
     def _put(self, name: str, array: np.ndarray) -> None:
         """Write little-endian uint32s to `name` in the output folder via a temp name + rename."""

@@ -9,7 +9,18 @@ from pathlib import PurePath
 
 import pyarrow as pa
 
-from automixer.io import Location, glob, join, open_file, remove, subfolders, write_parquet_atomic, write_text_atomic
+from automixer.io import (
+    Location,
+    glob,
+    is_file,
+    join,
+    open_file,
+    read_text,
+    remove,
+    subfolders,
+    write_parquet_atomic,
+    write_text_atomic,
+)
 from automixer.shards import signals_of
 
 EXCLUSION_SCHEMA = pa.schema(
@@ -24,6 +35,9 @@ EXCLUSION_SCHEMA = pa.schema(
     ]
 )
 """Columns of `curation/excluded/*.parquet`: every dropped document with the filter and reason that dropped it."""
+
+CLUSTERS = "dedup_clusters.json"
+"""`curation/<CLUSTERS>`: {near-duplicate cluster size: number of clusters} of the last MinHash dedup."""
 
 FIXED_REASONS = {"exact_dedup": "exact_duplicate", "minhash_dedup": "near_duplicate"}
 """Drop reasons of steps that do not tag documents themselves."""
@@ -93,11 +107,17 @@ def _flush(batch: list[dict], path: Location) -> Location:
 
 
 def write_reports(run_dir: str | PurePath, curation_dir: str | PurePath) -> dict[str, int]:
-    """Merge per-task reader problems and decontamination matches into `curation/*.jsonl`; return line counts."""
+    """Merge per-task reader problems and decontamination matches into `curation/*.jsonl`, copy the MinHash
+    cluster-size histogram to `curation/dedup_clusters.json`; return the line counts."""
     from automixer.curate.source_reader import ERRORS_GLOB
 
     reader = list(_records(join(run_dir, "data", "reader_errors"), ERRORS_GLOB))
     decontam = list(_records(join(run_dir, "data", "decontam")))
     for name, rows in (("reader_errors.jsonl", reader), ("decontamination.jsonl", decontam)):
         write_text_atomic(join(curation_dir, name), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    sizes, clusters = join(run_dir, "data", "minhash_remove", "cluster_sizes.json"), join(curation_dir, CLUSTERS)
+    if is_file(sizes):
+        write_text_atomic(clusters, read_text(sizes))
+    elif is_file(clusters):  # this run did no MinHash dedup: no stale histogram from an earlier one
+        remove(clusters)
     return {"reader_errors": len(reader), "decontaminated": len(decontam)}

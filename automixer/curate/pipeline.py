@@ -119,7 +119,9 @@ def build_stages(
         stages.append(("minhash_sigs", [*_filtered_docs(cur, data, "minhash", ex_cfg), sig], world, True))
         buckets = MinhashDedupBuckets(str(data / "minhash_sigs"), str(data / "minhash_buckets"), config=mh_cfg)
         stages.append(("minhash_buckets", [buckets], mh_cfg.num_buckets, False))
-        cluster = BoundedMinhashCluster(str(data / "minhash_buckets"), str(data / "minhash_remove"), config=mh_cfg)
+        cluster = BoundedMinhashCluster(
+            str(data / "minhash_buckets"), str(data / "minhash_remove"), config=mh_cfg, save_size_histogram=True
+        )
         stages.append(("minhash_cluster", [cluster], 1, False))
     final = _filtered_docs(cur, data, "final", ex_cfg)
     if cur.exact_dedup:

@@ -27,6 +27,7 @@ from automixer.predict import (
     select_predictor,
     target_components,
 )
+from automixer.predict.select import beats_probability
 
 DOMAINS = ["code", "math", "web", "synthetic"]
 T = np.array([[-2.5, 0.3, 0.2, 0.0], [0.1, -3.0, 0.0, 0.4], [0.2, 0.0, -1.5, 0.3], [0.0, 0.5, 0.3, -2.0]])
@@ -154,9 +155,19 @@ def test_auto_is_within_002_of_the_best_single_predictor(multi) -> None:
 def test_blend_weight_follows_the_better_member_shrunk_to_half() -> None:
     y = np.arange(40.0)
     noise = np.random.default_rng(1).normal(0.0, 10.0, size=(1, 40))
-    assert blend_weight(y[None], y + noise, y) == pytest.approx(0.5 + 0.5 * 40 / 56)  # fitted 1, shrunk
-    assert blend_weight(y + noise, y[None], y, shrink_runs=0) == pytest.approx(0.0)
+    assert blend_weight(y[None], y + noise, y) == pytest.approx(0.5 + 0.5 * 40 / 44, abs=1e-3)  # 1, shrunk
+    assert blend_weight(y + noise, y[None], y, shrink_runs=0) == pytest.approx(0.0, abs=1e-3)
     assert blend_weight(y[None], y[None], y) == 0.5  # indistinguishable members
+
+
+def test_blend_weight_counts_ranking_as_well_as_least_squares() -> None:
+    y = np.arange(40.0)
+    ranks_better = (y + np.random.default_rng(2).normal(0.0, 2.0, 40)) * 3.0  # right order, wrong scale
+    smooth = np.full(40, y.mean()) + 0.1 * np.random.default_rng(3).normal(0.0, 1.0, 40)  # calibrated, no order
+    assert beats_probability(ranks_better[None], smooth[None], y) > 0.99
+    w_ls = float(np.clip((y - smooth) @ (ranks_better - smooth) / np.sum((ranks_better - smooth) ** 2), 0, 1))
+    assert w_ls < 0.5 < blend_weight(ranks_better[None], smooth[None], y, shrink_runs=0)
+    assert beats_probability(smooth[None], ranks_better[None], y) < 0.01
 
 
 def test_ensembles_blend_their_members(data) -> None:

@@ -20,6 +20,7 @@ scored on held-out mixtures:
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -206,7 +207,10 @@ def _settings(args: argparse.Namespace, tables: dict[str, Path]) -> list[tuple]:
 
 
 def summarise(rows: list[dict], labels: dict[str, str]) -> tuple[list[str], list[list[str]], float]:
-    """Mean held-out Spearman per (setting, n) and column; the table header, rows and the worst auto gap."""
+    """Mean held-out Spearman per (setting, n) and column; the table header, rows and the worst auto gap.
+
+    `se` is the standard error of the auto - best gap over the subsamples (paired: same subsample).
+    """
     import pandas as pd
 
     from automixer.predict.select import PREDICTORS
@@ -215,17 +219,25 @@ def summarise(rows: list[dict], labels: dict[str, str]) -> tuple[list[str], list
     names = [c for c in PREDICTORS if c in df]
     rules = [k for k in df if k not in ("setting", "chosen", "auto", *PREDICTORS)]
     df["key"] = [(labels.get(s[1], s[1]), "" if s[2] is None else f"{s[2]:g}", s[3]) for s in df["setting"]]
-    header = ["setting", "noise", "n", *names, "auto", "best single", "auto-best", *rules, "auto picks (top 2)"]
+    header = ["setting", "noise", "n", *names, "auto", "best single", "auto-best", "se", *rules, "auto picks (top 2)"]
     table, worst = [], np.inf
     for key, g in df.groupby("key", sort=False):
         means = {c: g[c].mean() for c in [*names, "auto", *rules]}
         best = max(names, key=lambda c: means[c])
         gap = means["auto"] - means[best]
+        se = float((g["auto"] - g[best]).std(ddof=1) / np.sqrt(len(g))) if len(g) > 1 else math.nan  # paired
         worst = min(worst, gap)
         top = g["chosen"].value_counts()
         picks = ", ".join(f"{c} x{v}" for c, v in top.head(2).items())
         table.append(
-            [*map(str, key), *(f"{means[c]:.3f}" for c in names), f"{means['auto']:.3f}", best, f"{gap:+.3f}"]
+            [
+                *map(str, key),
+                *(f"{means[c]:.3f}" for c in names),
+                f"{means['auto']:.3f}",
+                best,
+                f"{gap:+.3f}",
+                f"{se:.3f}",
+            ]
             + [f"{means[r]:.3f}" for r in rules]
             + [picks]
         )

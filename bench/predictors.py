@@ -260,7 +260,7 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, nargs="*", default=[], help="more runs tables to score")
     ap.add_argument("--n", type=int, nargs="+", default=[16, 32, 64])
     ap.add_argument("--noise", type=float, nargs="+", default=[0.1, 0.4], help="noise sd / target sd")
-    ap.add_argument("--reps", type=int, default=24, help="random subsamples per setting")
+    ap.add_argument("--reps", type=int, default=72, help="random subsamples per setting")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     tables, labels = {}, {}

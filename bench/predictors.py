@@ -20,7 +20,6 @@ scored on held-out mixtures:
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -225,7 +224,7 @@ def summarise(rows: list[dict], labels: dict[str, str]) -> tuple[list[str], list
         means = {c: g[c].mean() for c in [*names, "auto", *rules]}
         best = max(names, key=lambda c: means[c])
         gap = means["auto"] - means[best]
-        se = float((g["auto"] - g[best]).std(ddof=1) / np.sqrt(len(g))) if len(g) > 1 else math.nan  # paired
+        se = (g["auto"] - g[best]).std() / np.sqrt(len(g))  # paired; NaN from a single subsample
         worst = min(worst, gap)
         top = g["chosen"].value_counts()
         picks = ", ".join(f"{c} x{v}" for c, v in top.head(2).items())

@@ -219,6 +219,9 @@ def _remount_ro(root: str, keep_rw: set[str]) -> None:
 def _minimal_root(ctx: Ctx) -> None:
     """Pivot into a read-only root holding only the system dirs, the interpreter, a fresh /proc and a tiny /dev,
     with private tmpfs scratch dirs (and, one-shot, the caller's workdir bound read-write at its own path)."""
+    hidden = [p for p in _ro_paths(ctx) if any(p == d or p.startswith(d + "/") for d in SCRATCH)]
+    if hidden:  # the root is built on /tmp and the scratch tmpfs would cover them: run without a private root
+        raise OSError(f"{hidden} lie under the scratch dirs {sorted(SCRATCH)}; install the venv elsewhere")
     wfd = os.open(ctx.workdir, os.O_PATH | os.O_DIRECTORY) if ctx.workdir else None
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     root = "/tmp"  # any existing dir will do as the mount point; the old root is detached below

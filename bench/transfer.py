@@ -10,7 +10,9 @@ On a finished demo (`make demo`: `<demo>/config.yaml`, `data/`, `sweep/runs.parq
   target it keeps the one whose width/depth ratio is nearest the proxy's; head size stays the proxy's;
 - trains the four mixtures with --seeds seeds at proxy scale (1x) and at the scaled size, plus --subset
   sweep mixtures (spread evenly over the sweep's ranking, best-seen and natural runs left out) at the
-  scaled size with the sweep's seed; the subset's 1x values are the sweep's own. Same data, same val set.
+  scaled size with the sweep's seed; the subset's 1x values are the sweep's own. Same data, same val set;
+- trains the four mixtures at each --ladder scale between (default 2x) too, and prints every mixture's target
+  and per-domain bpb at each scale: where along the ladder the ranking of the four changes, and on which domain.
 
 "Beats by more than the noise": with Δ = mean(baseline) - mean(proposal) over seeds and s the pooled
 per-seed sd of the four mixtures at that scale (degrees of freedom Σ(n_i - 1)), the proposal beats a
@@ -18,8 +20,8 @@ baseline iff Δ > 2·SE, SE = s·sqrt(1/n_proposal + 1/n_baseline); the one-side
 Rank transfer: Spearman and Kendall between 1x and scaled target over the subset plus the four mixtures,
 all at the sweep's seed. A rerun skips finished runs; all numbers go to `<out>/transfer.json`.
 
-    .venv/bin/python bench/transfer.py [--demo runs/demo-full] [--seeds 3] [--subset 8] [--scale 4] [--workers 2]
-    .venv/bin/python bench/transfer.py --quick   # scale 2, 2 seeds, 4 subset mixtures: a smoke run
+    .venv/bin/python bench/transfer.py [--demo runs/demo-full] [--seeds 3] [--subset 8] [--scale 4] [--ladder 2]
+    .venv/bin/python bench/transfer.py --quick   # scale 2, 2 seeds, 4 subset mixtures, no ladder: a smoke run
 """
 
 from __future__ import annotations
@@ -35,13 +37,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from transfer_tables import MIXTURES, Z, fmt_weights, print_ladder_tables, print_mixture_table, print_rank_table  # noqa: E402
 
 from automixer.config import PipelineConfig, ProxyConfig  # noqa: E402
 
-BASELINES = ("natural", "uniform", "best-seen")
-MIXTURES = ("proposal", *BASELINES)
-Z = 2.0
-"""A difference counts as more than the noise when it exceeds Z standard errors."""
 SHAPE_TOL = 0.05
 """Scaled shapes within this relative distance of the target parameter count are treated as equally close."""
 RESULT_KEYS = ("d_model", "n_layers", "n_heads", "seq_len", "batch_size", "train_tokens", "lr", "precision")
@@ -214,10 +215,6 @@ def train(items: list[dict], cfg: ProxyConfig, data: Path, runs_dir: Path, worke
     return results
 
 
-def _fmt_w(w: dict) -> str:
-    return " ".join(f"{d[:4]} {v:.2f}" for d, v in w.items())
-
-
 def summarise(values: dict[str, dict[str, list[float]]]) -> dict:
     """Per scale: mean/sd/min/max per mixture, the pooled noise, and each baseline against the proposal."""
     out = {}
@@ -254,65 +251,32 @@ def rank_transfer(pairs: dict[str, tuple[float, float]]) -> dict:
     }
 
 
-def print_mixture_table(summary: dict, mix: dict, tag: str, target: str) -> None:
-    """Table 1: each mixture's target at both scales, and the proposal against each baseline."""
-    x1, xs = summary["x1"]["mixtures"], summary[tag]["mixtures"]
-    print(f"\n| mixture | weights | 1x {target} mean ± sd | {tag} mean ± sd | {tag} min – max | Δ vs proposal {tag} "
-          f"| {Z:g}·SE | p (one-sided) | beats by > noise {tag} | beats by > noise 1x "
-          f"| {Z:g}·SE Welch | beats by > noise {tag}, Welch |")  # fmt: skip
-    print("|---" * 12 + "|")
-    for name in MIXTURES:
-        a, b = x1[name], xs[name]
-        cells = [name, _fmt_w(mix[name]), f"{a['mean']:.4f} ± {a['sd']:.4f}", f"{b['mean']:.4f} ± {b['sd']:.4f}"]
-        cells.append(f"{b['min']:.4f} – {b['max']:.4f}")
-        if name == "proposal":
-            cells += ["—"] * 7
-        else:
-            v, v1 = b["vs_proposal"], a["vs_proposal"]
-            yes = {True: "**yes**", False: "no", None: "n/a"}
-            cells += [f"{v['delta']:+.4f}", f"{Z * v['se']:.4f}", f"{v['p_one_sided']:.3f}"]
-            cells += [yes[v["beats"]], f"{yes[v1['beats']]} (Δ {v1['delta']:+.4f})"]
-            w = b["vs_proposal_welch"]
-            cells += [f"{Z * w['se']:.4f}", f"{yes[w['beats']]} (p {w['p_one_sided']:.3f})"]
-        print("| " + " | ".join(cells) + " |")
-    for scale in ("x1", tag):
-        s = summary[scale]
-        print(f"\npooled per-seed sd at {scale}: {s['pooled_sd']:.4f} ({s['dof']} degrees of freedom)", end="")
-    print(f"\nΔ > 0: the proposal is better; beats by > noise: Δ > {Z:g}·SE, SE = pooled sd·sqrt(1/n_p + 1/n_b); "
-          "Welch: SE = sqrt(s_p²/n_p + s_b²/n_b)")  # fmt: skip
-
-
-def print_rank_table(pairs: dict, stats: dict, tag: str, mix_weights: dict) -> None:
-    """Table 2: the 1x and scaled value and rank of every mixture in the rank-transfer set."""
-    names = list(pairs)
-    r1 = {n: i + 1 for i, n in enumerate(sorted(names, key=lambda n: pairs[n][0]))}
-    rs = {n: i + 1 for i, n in enumerate(sorted(names, key=lambda n: pairs[n][1]))}
-    print(f"\n| mixture (sweep seed) | weights | 1x | 1x rank | {tag} | {tag} rank |")
-    print("|---" * 6 + "|")
-    for n in sorted(names, key=lambda n: pairs[n][0]):
-        cells = [n, _fmt_w(mix_weights[n]), f"{pairs[n][0]:.4f}", str(r1[n]), f"{pairs[n][1]:.4f}", str(rs[n])]
-        print("| " + " | ".join(cells) + " |")
-    if stats["n"] >= 3:
-        print(
-            f"\nrank transfer 1x -> {tag} over n = {stats['n']}: Spearman {stats['spearman']:.3f} "
-            f"(p {stats['spearman_p']:.2g}), Kendall {stats['kendall']:.3f} (p {stats['kendall_p']:.2g}); "
-            f"sd across these mixtures: 1x {stats['sd_x1']:.4f}, {tag} {stats['sd_scaled']:.4f}"
-        )
-
-
-def collect(res1: dict, res: dict, target: str | dict, seeds: list[int], sub: dict, tag: str) -> tuple[dict, dict]:
+def collect(res: dict[str, dict], target: str | dict, seeds: list[int], sub: dict, tag: str) -> tuple[dict, dict]:
     """Target values per scale and mixture over seeds, and the (1x, scaled) pairs of the rank-transfer set."""
-    ok1, oks = ({k: target_of(r, target) for k, r in rr.items() if r.get("status") == "ok"} for rr in (res1, res))
-    values = {
-        "x1": {m: [ok1[f"{m}-s{s}"] for s in seeds if f"{m}-s{s}" in ok1] for m in MIXTURES},
-        tag: {m: [oks[f"{m}-s{s}"] for s in seeds if f"{m}-s{s}" in oks] for m in MIXTURES},
+    ok = {
+        label: {k: target_of(r, target) for k, r in rr.items() if r.get("status") == "ok"} for label, rr in res.items()
     }
+    values = {
+        label: {m: [v[f"{m}-s{s}"] for s in seeds if f"{m}-s{s}" in v] for m in MIXTURES} for label, v in ok.items()
+    }
+    ok1, oks = ok["x1"], ok[tag]
     pairs = {r: (v["x1"], oks[f"{r}-s{v['seed']}"]) for r, v in sub.items() if f"{r}-s{v['seed']}" in oks}
     for m in MIXTURES:
         key = f"{m}-s{seeds[0]}"
         if key in ok1 and key in oks:
             pairs[m] = (ok1[key], oks[key])
     return values, pairs
+
+
+def per_domain(res: dict[str, dict], seeds: list[int]) -> dict:
+    """Mean of every metric per scale and mixture over its finished seeds: where a mixture gains or loses."""
+    out: dict = {}
+    for label, rr in res.items():
+        for m in MIXTURES:
+            runs = [rr[f"{m}-s{s}"]["metrics"] for s in seeds if rr.get(f"{m}-s{s}", {}).get("status") == "ok"]
+            if runs:
+                out.setdefault(label, {})[m] = {k: float(np.mean([r[k] for r in runs])) for k in sorted(runs[0])}
+    return out
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -326,9 +290,10 @@ def run(args: argparse.Namespace) -> dict:
     cfg = demo_config(Path(args.demo), out)
     data, target, tag = cfg.path("data"), cfg.propose.target, f"x{args.scale:g}"
     mix, sub, record = mixtures(cfg, args.subset)
-    big, arch = scaled_proxy(cfg.proxy, load_meta(data)["vocab_size"], args.scale)
+    vocab = load_meta(data)["vocab_size"]
+    big, arch = scaled_proxy(cfg.proxy, vocab, args.scale)
     print(
-        f"proposal ({record['predictor']}, predicted {record['predicted_target']:.4f}): {_fmt_w(mix['proposal'])}\n"
+        f"proposal ({record['predictor']}, predicted {record['predicted_target']:.4f}): {fmt_weights(mix['proposal'])}\n"
         f"proxy d_model {cfg.proxy.d_model} x {cfg.proxy.n_layers} layers, {arch['base_params']:,} params, "
         f"{cfg.proxy.train_tokens:,} tokens -> {tag}: d_model {big.d_model} x {big.n_layers} layers "
         f"({big.n_heads} heads), {arch['params']:,} params ({arch['ratio']:.2f}x), {big.train_tokens:,} tokens",
@@ -337,11 +302,16 @@ def run(args: argparse.Namespace) -> dict:
     seeds = [cfg.sweep.seed + k for k in range(args.seeds)]
     items = [{"run_id": f"{m}-s{s}", "weights": mix[m], "seed": s} for s in seeds for m in MIXTURES]
     sub_items = [{"run_id": f"{r}-s{v['seed']}", "weights": v["weights"], "seed": v["seed"]} for r, v in sub.items()]
-    res1 = train(items, cfg.proxy, data, out / "runs-x1", args.workers, "x1")
-    res = train(items + sub_items, big, data, out / f"runs-{tag}", args.workers, tag)
-    values, pairs = collect(res1, res, target, seeds, sub, tag)
+    ladder = {f"x{s:g}": scaled_proxy(cfg.proxy, vocab, s)[0] for s in sorted(set(args.ladder)) if 1 < s < args.scale}
+    res = {"x1": train(items, cfg.proxy, data, out / "runs-x1", args.workers, "x1")}
+    for label, shape in ladder.items():
+        res[label] = train(items, shape, data, out / f"runs-{label}", args.workers, label)
+    res[tag] = train(items + sub_items, big, data, out / f"runs-{tag}", args.workers, tag)
+    values, pairs = collect(res, target, seeds, sub, tag)
     summary, stats, name = summarise(values), rank_transfer(pairs), target_name(target)
+    domains = per_domain(res, seeds)
     print_mixture_table(summary, mix, tag, name)
+    print_ladder_tables(summary, domains, name)
     print_rank_table(pairs, stats, tag, {**mix, **{r: v["weights"] for r, v in sub.items()}})
     wall = time.perf_counter() - t0
     print(f"\nwall {wall:.0f} s; numbers in {out / 'transfer.json'}")
@@ -357,6 +327,8 @@ def run(args: argparse.Namespace) -> dict:
         "mixtures": mix,
         "subset": sub,
         "summary": summary,
+        "ladder": {label: shape.model_dump() for label, shape in ladder.items()},
+        "per_domain": domains,
         "rank_transfer": {**stats, "values": {k: list(v) for k, v in pairs.items()}},
         "rule": f"beats iff mean(baseline) - mean(proposal) > {Z:g} * pooled_sd * sqrt(1/n_p + 1/n_b)",
         "wall_s": wall,
@@ -373,11 +345,17 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--scale", type=float, default=4.0, help="parameter and token multiplier of the scaled proxy")
     ap.add_argument("--seeds", type=int, default=3, help="seeds per mixture (proposal and the three baselines)")
     ap.add_argument("--subset", type=int, default=8, help="sweep mixtures for the rank-transfer check")
+    ap.add_argument(
+        "--ladder",
+        type=lambda v: [float(x) for x in v.split(",") if x],
+        default=[2.0],
+        help="comma-separated scales between 1 and --scale where the four mixtures are also trained ('' for none)",
+    )
     ap.add_argument("--workers", type=int, default=2, help="runs trained at once (0: in this process)")
     ap.add_argument("--quick", action="store_true", help="smoke run: scale 2, 2 seeds, 4 subset mixtures")
     args = ap.parse_args(argv)
     if args.quick:
-        args.scale, args.seeds, args.subset = 2.0, 2, 4
+        args.scale, args.seeds, args.subset, args.ladder = 2.0, 2, 4, []
     return run(args)
 
 

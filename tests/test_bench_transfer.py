@@ -95,6 +95,7 @@ def _tiny_demo(root: Path) -> Path:
 def test_tiny_end_to_end_and_resume(bench, tmp_path, capsys):
     demo, out = _tiny_demo(tmp_path / "demo"), tmp_path / "out"
     argv = ["--demo", str(demo), "--out", str(out), "--scale", "2", "--seeds", "2", "--subset", "3", "--workers", "0"]
+    argv += ["--ladder", "1.5"]
     report = bench.main(argv)
     text = capsys.readouterr().out
     assert "| proposal |" in text and "Spearman" in text
@@ -104,7 +105,13 @@ def test_tiny_end_to_end_and_resume(bench, tmp_path, capsys):
     assert (out / "tiny.yaml").is_file() and not (demo / "mixtures").exists()  # proposal written under --out only
     assert report["proposal"]["best_seen_run"] not in report["subset"]
     assert abs(report["params"]["ratio"] / 2 - 1) <= bench.SHAPE_TOL
-    for scale in ("x1", "x2"):
+    assert list(report["summary"]) == ["x1", "x1.5", "x2"] and list(report["ladder"]) == ["x1.5"]
+    assert "| x1.5 | uniform |" in text  # the per-domain ladder table
+    for scale in ("x1", "x1.5", "x2"):
+        per = report["per_domain"][scale]
+        assert set(per) == set(bench.MIXTURES) and all({"bpb_mean", "bpb_code"} <= set(row) for row in per.values())
+        # the per-domain table's target column is the mean of the summary's per-seed targets
+        assert per["uniform"]["bpb_mean"] == pytest.approx(report["summary"][scale]["mixtures"]["uniform"]["mean"])
         rows = report["summary"][scale]["mixtures"]
         assert set(rows) == {"proposal", "natural", "uniform", "best-seen"}
         assert all(
@@ -117,7 +124,7 @@ def test_tiny_end_to_end_and_resume(bench, tmp_path, capsys):
     for run_id in report["subset"]:
         assert report["rank_transfer"]["values"][run_id][0] == pytest.approx(table.loc[run_id, "bpb_mean"])
     results = sorted(out.glob("runs-*/*/result.json"))
-    assert len(results) == 8 + 8 + 3
+    assert len(results) == 8 + 8 + 8 + 3  # 1x, the 1.5x ladder, 2x and the subset at 2x
     stamps = [p.stat().st_mtime_ns for p in results]
     again = bench.main(argv)  # resumes: nothing is retrained, same numbers
     assert [p.stat().st_mtime_ns for p in results] == stamps

@@ -32,6 +32,8 @@ PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "i686": 217, "ppc64le
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 24, 38, 47
 SCRATCH = {"/tmp": 256, "/var/tmp": 64, "/run": 16, "/dev/shm": 64}
 """Private tmpfs dirs (size in MB) that jobs may write; fresh for every job of a warm worker."""
+STASH = "/.sandbox-prefixes"
+"""Where the private root keeps interpreter prefixes that lie under a scratch dir, to bind them back after resets."""
 ROOT_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 POOL_WORKDIR = "/tmp/ws"
@@ -105,6 +107,7 @@ class Ctx:
         self.once, self.network, self.namespaces = opts["--once"], opts["--network"], not opts["--no-namespaces"]
         self.levels: list[str] = []
         self.pidns = self.rootfs = False
+        self.hidden: list[str] = []
 
 
 # ---------------------------------------------------------------- setup: namespaces, cgroup, minimal root
@@ -216,18 +219,40 @@ def _remount_ro(root: str, keep_rw: set[str]) -> None:
     _mount(None, root, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
+def _under_scratch(path: str) -> bool:
+    return any(path == d or path.startswith(d + "/") for d in SCRATCH)
+
+
+def _bind_hidden(ctx: Ctx, root: str = "") -> None:
+    """Bind the stashed prefixes that lie under a scratch dir back at their own paths, read-only."""
+    for i, path in enumerate(ctx.hidden):
+        dest = root + path
+        os.makedirs(dest, exist_ok=True)
+        _mount(f"{root}{STASH}/{i}", dest, None, MS_BIND | MS_REC)
+        _mount(None, dest, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
 def _minimal_root(ctx: Ctx) -> None:
     """Pivot into a read-only root holding only the system dirs, the interpreter, a fresh /proc and a tiny /dev,
-    with private tmpfs scratch dirs (and, one-shot, the caller's workdir bound read-write at its own path)."""
-    hidden = [p for p in _ro_paths(ctx) if any(p == d or p.startswith(d + "/") for d in SCRATCH)]
-    if hidden:  # the root is built on /tmp and the scratch tmpfs would cover them: run without a private root
-        raise OSError(f"{hidden} lie under the scratch dirs {sorted(SCRATCH)}; install the venv elsewhere")
+    with private tmpfs scratch dirs (and, one-shot, the caller's workdir bound read-write at its own path).
+    An interpreter prefix under a scratch dir (a venv in /tmp) is stashed at STASH and bound back into each
+    fresh scratch tmpfs."""
+    ctx.hidden = [p for p in _ro_paths(ctx) if _under_scratch(p)]
+    bad = [p for p in ctx.hidden if not os.path.isdir(p) or os.path.islink(p)]
+    if bad:
+        raise OSError(f"{bad} lie under the scratch dirs {sorted(SCRATCH)} and are not plain dirs")
+    hfds = [os.open(p, os.O_PATH | os.O_DIRECTORY) for p in ctx.hidden]  # before the root's tmpfs covers /tmp
     wfd = os.open(ctx.workdir, os.O_PATH | os.O_DIRECTORY) if ctx.workdir else None
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     root = "/tmp"  # any existing dir will do as the mount point; the old root is detached below
     _tmpfs(root, 1, "0755")
     for path in _ro_paths(ctx):
-        _bind_into(root, path)
+        if path not in ctx.hidden:
+            _bind_into(root, path)
+    for i, fd in enumerate(hfds):
+        os.makedirs(f"{root}{STASH}/{i}")
+        _mount(f"/proc/self/fd/{fd}", f"{root}{STASH}/{i}", None, MS_BIND | MS_REC)
+        os.close(fd)
     for secret in ("/etc/shadow", "/etc/gshadow"):
         if os.path.isfile(root + secret):
             _mount("/dev/null", root + secret, None, MS_BIND)
@@ -238,6 +263,7 @@ def _minimal_root(ctx: Ctx) -> None:
     for d, mb in SCRATCH.items():
         os.makedirs(root + d, exist_ok=True)
         _tmpfs(root + d, mb)
+    _bind_hidden(ctx, root)
     keep_rw = {root + d for d in SCRATCH}
     if wfd is not None:
         os.makedirs(root + ctx.workdir, exist_ok=True)
@@ -559,6 +585,7 @@ def _reset_scratch(ctx: Ctx, workdir: str) -> None:
         for d, mb in SCRATCH.items():
             _check(_libc.umount2(d.encode(), MNT_DETACH), f"umount {d}")
             _tmpfs(d, mb)
+        _bind_hidden(ctx)
     elif not ctx.workdir:
         import shutil
 

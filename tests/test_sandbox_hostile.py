@@ -71,9 +71,35 @@ def test_the_isolation_level_on_this_machine_is_complete() -> None:
     """This machine (and CI, the same image) must reach every level; elsewhere the hostile tests skip."""
     if os.getuid() != 0 or not os.access("/sys/fs/cgroup/pids", os.W_OK):
         pytest.skip("not root with a writable cgroup v1 pids controller: a lower level is expected")
-    if any(sys.prefix == d or sys.prefix.startswith(d + "/") for d in ("/tmp", "/var/tmp", "/run", "/dev/shm")):
-        pytest.skip(f"the venv {sys.prefix} lies in a sandbox scratch dir: no private root (mountns-ro) is possible")
     assert LEVEL == "pgroup+rlimits+pidns+netns+ipcns+mountns-ro+pids-cgroup+nocaps"
+
+
+PROBE = "import sys\ntry:\n    open(sys.prefix + '/x', 'w')\nexcept OSError as e:\n    print(sys.prefix, type(e).__name__)\n"
+SCRATCH_VENV_CHECK = f"""
+import json, sys
+from synth.execute import Limits, execute
+from synth.sandbox import run_sandboxed
+probe = {PROBE!r}
+pool = [execute({{"job.py": probe}}, ["python", "job.py"], Limits(10.0)) for _ in range(3)]  # resets between jobs
+fresh = run_sandboxed([sys.executable, "-c", probe])
+print(json.dumps([[r.status, r.stdout, r.isolation] for r in [*pool, fresh]]))
+"""
+
+
+def test_a_venv_under_tmp_keeps_the_private_root(tmp_path: Path) -> None:
+    """A venv in a scratch dir (/tmp) is bound back into each job's fresh /tmp, read-only, at full isolation."""
+    _needs("mountns-ro")
+    venv = tmp_path / "venv"  # pytest's tmp_path lies under /tmp, which every job gets as a private tmpfs
+    assert str(venv).startswith("/tmp/")
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([venv / "bin" / "python", "-c", SCRATCH_VENV_CHECK], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    runs = __import__("json").loads(out.stdout.splitlines()[-1])
+    assert [r[0] for r in runs] == ["ok"] * 4
+    assert all(r[1] == f"{venv} OSError\n" for r in runs), runs  # its own prefix, and not writable
+    assert all(r[2] == LEVEL for r in runs)  # the same isolation as a venv outside the scratch dirs
+    assert not (venv / "x").exists()
 
 
 @pytest.mark.parametrize("path", PATHS)

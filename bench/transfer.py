@@ -12,7 +12,10 @@ On a finished demo (`make demo`: `<demo>/config.yaml`, `data/`, `sweep/runs.parq
   sweep mixtures (spread evenly over the sweep's ranking, best-seen and natural runs left out) at the
   scaled size with the sweep's seed; the subset's 1x values are the sweep's own. Same data, same val set;
 - trains the four mixtures at each --ladder scale between (default 2x) too, and prints every mixture's target
-  and per-domain bpb at each scale: where along the ladder the ranking of the four changes, and on which domain.
+  and per-domain bpb at each scale: where along the ladder the ranking of the four changes, and on which domain;
+- headroom: fits the product's predictors (auto, loglinear, gp, linear) on the scaled runs themselves, minimises
+  each under the same constraints and reads the same fit at uniform: how much any mixture is predicted to beat
+  uniform by at the scaled size (written to `<out>/runs-<scale>.parquet` and `headroom-*.yaml`).
 
 "Beats by more than the noise": with Δ = mean(baseline) - mean(proposal) over seeds and s the pooled
 per-seed sd of the four mixtures at that scale (degrees of freedom Σ(n_i - 1)), the proposal beats a
@@ -39,7 +42,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from transfer_tables import MIXTURES, Z, fmt_weights, print_ladder_tables, print_mixture_table, print_rank_table  # noqa: E402
+from transfer_tables import (  # noqa: E402
+    MIXTURES,
+    Z,
+    fmt_weights,
+    print_headroom,
+    print_ladder_tables,
+    print_mixture_table,
+    print_rank_table,
+)
 
 from automixer.config import PipelineConfig, ProxyConfig  # noqa: E402
 
@@ -279,6 +290,45 @@ def per_domain(res: dict[str, dict], seeds: list[int]) -> dict:
     return out
 
 
+HEADROOM_PREDICTORS = ("auto", "loglinear", "gp", "linear")
+
+
+def headroom(cfg: PipelineConfig, results: dict, out: Path, tag: str, doms: list[str]) -> dict:
+    """Per predictor: fit on the scaled runs themselves, minimised under the same constraints, and the same fit pinned
+    at uniform: the best mixture the scaled runs point to and how much it is predicted to beat uniform by."""
+    import pandas as pd
+
+    from automixer.fitting import load_target_table, propose_mixture
+    from automixer.stages import propose_inputs
+
+    ok = sorted((r for r in results.values() if r.get("status") == "ok"), key=lambda r: r["run_id"])
+    if len({tuple(sorted(r["weights"].items())) for r in ok}) < 2 * len(doms):
+        return {}
+    rows = [{"run_id": r["run_id"], "seed": r["seed"], **{f"weight_{d}": r["weights"][d] for d in doms}} for r in ok]
+    path = out / f"runs-{tag}.parquet"
+    pd.DataFrame([{**row, **r["metrics"]} for row, r in zip(rows, ok, strict=True)]).to_parquet(path)
+    table, room = load_target_table(path, cfg.propose.target), {}
+    uniform = {"pinned": {d: 1 / len(doms) for d in doms}, "min_weight": {}, "max_weight": {}}
+    for name in HEADROOM_PREDICTORS:
+        fits = {}
+        for key, update in (("optimum", {}), ("uniform", uniform)):
+            c = cfg.propose.constraints.model_copy(update=update)
+            p = cfg.propose.model_copy(
+                update={"name": f"headroom-{tag}-{name}-{key}", "predictor": name, "constraints": c, "cv_folds": 5}
+            )
+            fits[key] = propose_mixture(table, p, str(path), **propose_inputs(cfg))[0].model_dump(mode="json")
+        best, uni = fits["optimum"], fits["uniform"]
+        room[name] = {
+            "predictor": best["provenance"]["predictor"],
+            "cv_spearman": best["provenance"].get("cv_spearman"),
+            "weights": best["weights"],
+            "predicted": best["predicted_target"],
+            "predicted_uniform": uni["predicted_target"],
+            "gain_over_uniform": uni["predicted_target"] - best["predicted_target"],
+        }
+    return {"n_runs": len(rows), "fits": room}
+
+
 def run(args: argparse.Namespace) -> dict:
     """Propose, train both scales, print both tables and write `<out>/transfer.json`."""
     from automixer.fitting import target_name
@@ -313,6 +363,8 @@ def run(args: argparse.Namespace) -> dict:
     print_mixture_table(summary, mix, tag, name)
     print_ladder_tables(summary, domains, name)
     print_rank_table(pairs, stats, tag, {**mix, **{r: v["weights"] for r, v in sub.items()}})
+    room = headroom(cfg, res[tag], out, tag, list(mix["uniform"]))
+    print_headroom(room, tag)
     wall = time.perf_counter() - t0
     print(f"\nwall {wall:.0f} s; numbers in {out / 'transfer.json'}")
     report = {
@@ -329,6 +381,7 @@ def run(args: argparse.Namespace) -> dict:
         "summary": summary,
         "ladder": {label: shape.model_dump() for label, shape in ladder.items()},
         "per_domain": domains,
+        "headroom": room,
         "rank_transfer": {**stats, "values": {k: list(v) for k, v in pairs.items()}},
         "rule": f"beats iff mean(baseline) - mean(proposal) > {Z:g} * pooled_sd * sqrt(1/n_p + 1/n_b)",
         "wall_s": wall,

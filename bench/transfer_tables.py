@@ -76,3 +76,18 @@ def print_rank_table(pairs: dict, stats: dict, tag: str, mix_weights: dict) -> N
             f"(p {stats['spearman_p']:.2g}), Kendall {stats['kendall']:.3f} (p {stats['kendall_p']:.2g}); "
             f"sd across these mixtures: 1x {stats['sd_x1']:.4f}, {tag} {stats['sd_scaled']:.4f}"
         )
+
+
+def print_headroom(room: dict, tag: str) -> None:
+    """Table 4: per predictor fit on the scaled runs, its optimum under the same constraints and its gain over uniform."""
+    if not room:
+        return
+    print(
+        f"\nheadroom at {tag}: each predictor fit on the {room['n_runs']} {tag} runs, minimised under the same constraints"
+    )
+    print(f"| predictor | CV Spearman | optimum at {tag} | predicted | uniform predicted | gain over uniform |")
+    print("|---" * 6 + "|")
+    for name, f in room["fits"].items():
+        label = name if f["predictor"] == name else f"{name} ({f['predictor']})"
+        cells = [label, f"{f['cv_spearman']:.3f}", fmt_weights(f["weights"]), f"{f['predicted']:.4f}"]
+        print("| " + " | ".join([*cells, f"{f['predicted_uniform']:.4f}", f"{f['gain_over_uniform']:+.4f}"]) + " |")

@@ -118,6 +118,11 @@ def test_tiny_end_to_end_and_resume(bench, tmp_path, capsys):
             r["n"] == 2 and math.isfinite(r["mean"]) and r["min"] <= r["mean"] <= r["max"] for r in rows.values()
         )
         assert "vs_proposal" in rows["natural"] and "vs_proposal" not in rows["proposal"]
+    room = report["headroom"]
+    assert room["n_runs"] == 8 + 3 and set(room["fits"]) == {"auto", "loglinear", "gp", "linear"}
+    for fit in room["fits"].values():  # the optimum under the same constraints is never predicted worse than uniform
+        assert fit["gain_over_uniform"] >= -1e-6 and fit["weights"]["web"] >= 0.1 - 1e-9
+    assert "gain over uniform" in text
     assert report["rank_transfer"]["n"] == 3 + 4 and -1 <= report["rank_transfer"]["spearman"] <= 1
     # the subset's 1x values are the sweep's own
     table = pd.read_parquet(demo / "sweep" / "runs.parquet").set_index("run_id")

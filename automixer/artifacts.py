@@ -81,6 +81,9 @@ def proposal_markdown(spec: dict) -> str:
     ]
     if unc.get("p_beats_natural") is not None:
         figures.append(["P(beats natural)", unc["p_beats_natural"], ""])
+    if unc.get("p_beats_uniform") is not None:
+        figures.append(["predicted gain over uniform", "", _pair(unc.get("uniform_improvement_ci"))])
+        figures.append(["P(beats uniform)", unc["p_beats_uniform"], ""])
     return f"## Proposal `{spec['name']}`\n\n{weights}\n\n{table(['figure', 'value', level], figures)}\n"
 
 

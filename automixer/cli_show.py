@@ -47,6 +47,12 @@ def print_mixture(spec: dict, path: str | None) -> None:
         if unc and unc.get("p_beats_natural_one_run") is not None:
             line += f"; P(one run of the proposal beats one of natural) = {unc['p_beats_natural_one_run']:.2f}"
         console.print(line)
+    if unc and unc.get("p_beats_uniform") is not None:
+        line = f"against uniform weights: improvement {level} {ci_text(unc['uniform_improvement_ci'])}; "
+        line += f"P(proposal beats uniform) = {unc['p_beats_uniform']:.2f}"
+        if unc.get("p_beats_uniform_one_run") is not None:
+            line += f"; P(one run of the proposal beats one of uniform) = {unc['p_beats_uniform_one_run']:.2f}"
+        console.print(line)
     if path:
         console.print(f"written to {path}")
 

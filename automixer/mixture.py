@@ -48,6 +48,12 @@ class Uncertainty(BaseModel):
     """Run-to-run standard deviation of the target between proxy runs of one mixture (replicate seeds)."""
     p_beats_natural_one_run: float | None = Field(default=None, ge=0, le=1)
     """Chance one run of the proposal beats one run of the natural mixture, seed noise included."""
+    uniform_improvement_ci: tuple[float, float] | None = None
+    """Interval on predicted(uniform) - predicted(proposal): the margin over equal weights."""
+    p_beats_uniform: float | None = Field(default=None, ge=0, le=1)
+    """Share of resamples whose fit predicts the proposal below (better than) the uniform mixture."""
+    p_beats_uniform_one_run: float | None = Field(default=None, ge=0, le=1)
+    """Chance one run of the proposal beats one run of the uniform mixture, seed noise included."""
     seconds: float = 0.0
     """Wall time of the bootstrap."""
 

@@ -54,8 +54,9 @@ def bootstrap_proposal(
 
     Returns percentile intervals (coverage `level`) on the predicted target at `proposal` and on each
     re-optimised weight, the same for the improvement over `natural`, and the share of resamples whose fit
-    predicts the proposal below the natural mixture (`p_beats_natural`). Resamples whose fit fails are
-    counted in `n_failed` and left out.
+    predicts the proposal below the natural mixture (`p_beats_natural`), and the same against the uniform
+    mixture (`uniform_improvement_ci`, `p_beats_uniform`): the strongest simple baseline at scale is often
+    uniform, not natural. Resamples whose fit fails are counted in `n_failed` and left out.
 
     `p_beats_natural` is about the mean over seeds (the bootstrap already carries the noise in the runs
     it refits). With `noise_sd`, the run-to-run noise of the target, `p_beats_natural_one_run` is the
@@ -66,7 +67,8 @@ def bootstrap_proposal(
     X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
     rng = np.random.default_rng(seed)
     pool = np.vstack([proposal[None, :], feasible.sample(BOOTSTRAP_CANDIDATES, np.random.default_rng(seed + 1))])
-    at_proposal, at_natural, weights, optima = [], [], [], []
+    uniform = np.full(len(proposal), 1 / len(proposal))
+    at_proposal, at_natural, at_uniform, weights, optima = [], [], [], [], []
     failed = 0
     for _ in range(n_resamples):
         idx = rng.integers(0, len(y), len(y))
@@ -76,7 +78,7 @@ def bootstrap_proposal(
                 est.predict, feasible, seed=seed, n_polish=BOOTSTRAP_POLISH, top_k=top_k,
                 kl_penalty=kl_penalty, natural=natural, candidates=pool,
             )  # fmt: skip
-            both = np.asarray(est.predict(np.vstack([proposal, natural])), dtype=float)
+            both = np.asarray(est.predict(np.vstack([proposal, natural, uniform])), dtype=float)
         except (ValueError, RuntimeError, np.linalg.LinAlgError):
             failed += 1
             continue
@@ -85,11 +87,12 @@ def bootstrap_proposal(
             continue
         at_proposal.append(both[0])
         at_natural.append(both[1])
+        at_uniform.append(both[2])
         weights.append([w[d] for d in feasible.domains])
         optima.append(f)
     if not at_proposal:
         raise RuntimeError(f"every one of the {n_resamples} bootstrap refits failed")
-    P, N = np.array(at_proposal), np.array(at_natural)
+    P, N, U = np.array(at_proposal), np.array(at_natural), np.array(at_uniform)
     return {
         "method": "bootstrap over runs",
         "n_resamples": n_resamples,
@@ -97,7 +100,10 @@ def bootstrap_proposal(
         "level": level,
         "seed": seed,
         **_intervals(P, N, np.array(weights), np.array(optima), feasible.domains, natural, level),
+        "uniform_improvement_ci": _interval(U - P, level),
+        "p_beats_uniform": float(np.mean(P < U)),
         **_one_run(N - P, noise_sd),
+        **_one_run(U - P, noise_sd, "uniform"),
         "seconds": round(time.perf_counter() - t0, 3),
     }
 
@@ -123,11 +129,11 @@ def _intervals(
     }
 
 
-def _one_run(improvement: np.ndarray, noise_sd: float | None) -> dict:
-    """`noise_sd` and the chance one run of the proposal beats one of natural (empty without noise)."""
+def _one_run(improvement: np.ndarray, noise_sd: float | None, reference: str = "natural") -> dict:
+    """`noise_sd` and the chance one run of the proposal beats one of `reference` (empty without noise)."""
     if noise_sd is None or not np.isfinite(noise_sd) or noise_sd <= 0:
         return {}
     from scipy.stats import norm
 
     p = norm.cdf(np.asarray(improvement, dtype=float) / (np.sqrt(2.0) * noise_sd))
-    return {"noise_sd": float(noise_sd), "p_beats_natural_one_run": float(np.mean(p))}
+    return {"noise_sd": float(noise_sd), f"p_beats_{reference}_one_run": float(np.mean(p))}

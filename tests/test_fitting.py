@@ -104,7 +104,14 @@ def test_bootstrap_intervals(tmp_path) -> None:
     assert u.weights_ci["code"][1] <= 0.5  # every re-optimised proposal meets the constraints
     assert u.improvement_ci[0] > 0 and u.p_beats_natural == 1.0  # far better than natural, by every refit
     assert u.natural == pytest.approx(NATURAL)
+    assert u.uniform_improvement_ci[0] <= u.uniform_improvement_ci[1] and u.uniform_improvement_ci[1] > 0
+    assert 0.5 < u.p_beats_uniform <= 1  # the law's optimum is far from equal weights too
     assert read_mixture(path).uncertainty == u
+    pinned = {"pinned": {"code": 1 / 3, "math": 1 / 3, "web": 1 / 3}}
+    at_uniform, _ = _propose(tmp_path, n=60, **{**kw, "constraints": pinned})
+    # the proposal IS uniform: every refit predicts no gain, so it never beats uniform
+    assert at_uniform.uncertainty.uniform_improvement_ci == pytest.approx((0.0, 0.0), abs=1e-9)
+    assert at_uniform.uncertainty.p_beats_uniform == 0.0
     again, _ = _propose(tmp_path, n=60, **kw)
     assert again.uncertainty.model_dump(exclude={"seconds"}) == u.model_dump(exclude={"seconds"})
     other, _ = _propose(tmp_path, n=60, **{**kw, "seed": 4})

@@ -130,6 +130,7 @@ def test_propose_uses_the_tables_replicates(tmp_path) -> None:
     u = spec.uncertainty.model_dump()
     if "noise_sd" in u:  # once the mixture spec carries it
         assert u["noise_sd"] == pytest.approx(noise["sd"]) and 0 <= u["p_beats_natural_one_run"] <= 1
+        assert 0 <= u["p_beats_uniform_one_run"] <= 1
 
 
 def test_p_beats_natural_for_one_run_adds_seed_noise() -> None:
@@ -139,6 +140,7 @@ def test_p_beats_natural_for_one_run_adds_seed_noise() -> None:
     assert out["noise_sd"] == pytest.approx(0.1 / math.sqrt(2))
     assert out["p_beats_natural_one_run"] == pytest.approx((2 * norm.cdf(1.0) + norm.cdf(-1.0)) / 3)
     assert _one_run(np.array([0.1]), None) == {} == _one_run(np.array([0.1]), 0.0)
+    assert set(_one_run(np.array([0.1]), 0.1, "uniform")) == {"noise_sd", "p_beats_uniform_one_run"}
 
 
 def test_stage_writes_and_logs_the_noise(tmp_path, caplog) -> None:

@@ -41,17 +41,20 @@ def print_mixture(spec: dict, path: str | None) -> None:
                 f"({unc['seconds']:.1f} s)"
             )
         console.print(line)
+    uni_pred = (prov.get("uniform") or {}).get(target)
+    if uni_pred is not None:
+        line = f"uniform weights: predicted {uni_pred:.4f}"
+        if unc and unc.get("p_beats_uniform") is not None:
+            line += f"; improvement {level} {ci_text(unc['uniform_improvement_ci'])}; "
+            line += f"P(proposal beats uniform) = {unc['p_beats_uniform']:.2f}"
+        if unc and unc.get("p_beats_uniform_one_run") is not None:
+            line += f"; P(one run of the proposal beats one of uniform) = {unc['p_beats_uniform_one_run']:.2f}"
+        console.print(line)
     noise = prov.get("noise") or {}
     if noise.get("sd") is not None:
         line = f"run-to-run noise of {target}: sd {noise['sd']:.4f} ({noise.get('dof', '?')} degrees of freedom)"
         if unc and unc.get("p_beats_natural_one_run") is not None:
             line += f"; P(one run of the proposal beats one of natural) = {unc['p_beats_natural_one_run']:.2f}"
-        console.print(line)
-    if unc and unc.get("p_beats_uniform") is not None:
-        line = f"against uniform weights: improvement {level} {ci_text(unc['uniform_improvement_ci'])}; "
-        line += f"P(proposal beats uniform) = {unc['p_beats_uniform']:.2f}"
-        if unc.get("p_beats_uniform_one_run") is not None:
-            line += f"; P(one run of the proposal beats one of uniform) = {unc['p_beats_uniform_one_run']:.2f}"
         console.print(line)
     if path:
         console.print(f"written to {path}")

@@ -234,6 +234,7 @@ def propose_mixture(
         **({"noise": noise} if noise else {}),
         "optimiser": f"top-{cfg.top_k_average} average" if cfg.top_k_average else "multi-start SLSQP",
         "natural": {"weights": nat_dict, "source": nat_source, name: float(est.predict(nat[None, :])[0])},
+        "uniform": {name: float(est.predict(np.full((1, len(w)), 1 / len(w)))[0])},
         "best_observed": {"run_id": table.run_ids[best], name: float(y[best])},
         "created": utc_now(),
         "automixer_version": automixer_version(),

@@ -99,9 +99,7 @@ def bootstrap_proposal(
         "n_failed": failed,
         "level": level,
         "seed": seed,
-        **_intervals(P, N, np.array(weights), np.array(optima), feasible.domains, natural, level),
-        "uniform_improvement_ci": _interval(U - P, level),
-        "p_beats_uniform": float(np.mean(P < U)),
+        **_intervals(P, N, U, np.array(weights), np.array(optima), feasible.domains, natural, level),
         **_one_run(N - P, noise_sd),
         **_one_run(U - P, noise_sd, "uniform"),
         "seconds": round(time.perf_counter() - t0, 3),
@@ -111,13 +109,15 @@ def bootstrap_proposal(
 def _intervals(
     P: np.ndarray,
     N: np.ndarray,
+    U: np.ndarray,
     W: np.ndarray,
     optima: np.ndarray,
     domains: list[str],
     natural: np.ndarray,
     level: float,
 ) -> dict:
-    """Intervals and P(beats natural) from each resample's predictions at the proposal (P) and natural (N)."""
+    """Intervals and P(beats natural / uniform) from each resample's predictions at the proposal (P), natural (N)
+    and uniform (U)."""
     return {
         "predicted_target_ci": _interval(P, level),
         "weights_ci": {d: _interval(W[:, j], level) for j, d in enumerate(domains)},
@@ -126,6 +126,8 @@ def _intervals(
         "improvement_ci": _interval(N - P, level),
         "reoptimised_target_ci": _interval(optima, level),
         "p_beats_natural": float(np.mean(P < N)),
+        "uniform_improvement_ci": _interval(U - P, level),
+        "p_beats_uniform": float(np.mean(P < U)),
     }
 
 

@@ -13,9 +13,9 @@ On a finished demo (`make demo`: `<demo>/config.yaml`, `data/`, `sweep/runs.parq
   scaled size with the sweep's seed; the subset's 1x values are the sweep's own. Same data, same val set;
 - trains the four mixtures at each --ladder scale between (default 2x) too, and prints every mixture's target
   and per-domain bpb at each scale: where along the ladder the ranking of the four changes, and on which domain;
-- headroom: fits the product's predictors (auto, loglinear, gp, linear) on the scaled runs themselves, minimises
-  each under the same constraints and reads the same fit at uniform: how much any mixture is predicted to beat
-  uniform by at the scaled size (written to `<out>/runs-<scale>.parquet` and `headroom-*.yaml`).
+- headroom: fits the product's predictors (auto, loglinear, gp, linear) on the scaled runs themselves and minimises
+  each under the same constraints (`propose_mixture`, which also predicts uniform weights): how much any mixture is
+  predicted to beat uniform by at the scaled size (written to `<out>/runs-<scale>.parquet` and `headroom-*.yaml`).
 
 "Beats by more than the noise": with Δ = mean(baseline) - mean(proposal) over seeds and s the pooled
 per-seed sd of the four mixtures at that scale (degrees of freedom Σ(n_i - 1)), the proposal beats a
@@ -176,11 +176,16 @@ def mixtures(cfg: PipelineConfig, subset: int) -> tuple[dict[str, dict], dict[st
     return mix, sub, {**record, "predictor": spec["provenance"]["predictor"]}
 
 
-def target_of(result: dict, target: str | dict) -> float:
-    """The target value of one finished run."""
+def target_of(metrics: dict, target: str | dict) -> float:
+    """The target value of one finished run's metrics."""
     from automixer.fitting import target_weights
 
-    return sum(w * result["metrics"][c] for c, w in target_weights(target).items())
+    return sum(w * metrics[c] for c, w in target_weights(target).items())
+
+
+def finished(res: dict[str, dict]) -> dict[str, dict]:
+    """The metrics of every run that finished, per scale: {label: {run_id: metrics}}."""
+    return {label: {k: r["metrics"] for k, r in rr.items() if r.get("status") == "ok"} for label, rr in res.items()}
 
 
 def _check_stale(items: list[dict], cfg: ProxyConfig, runs_dir: Path) -> None:
@@ -262,11 +267,9 @@ def rank_transfer(pairs: dict[str, tuple[float, float]]) -> dict:
     }
 
 
-def collect(res: dict[str, dict], target: str | dict, seeds: list[int], sub: dict, tag: str) -> tuple[dict, dict]:
+def collect(done: dict[str, dict], target: str | dict, seeds: list[int], sub: dict, tag: str) -> tuple[dict, dict]:
     """Target values per scale and mixture over seeds, and the (1x, scaled) pairs of the rank-transfer set."""
-    ok = {
-        label: {k: target_of(r, target) for k, r in rr.items() if r.get("status") == "ok"} for label, rr in res.items()
-    }
+    ok = {label: {k: target_of(m, target) for k, m in runs.items()} for label, runs in done.items()}
     values = {
         label: {m: [v[f"{m}-s{s}"] for s in seeds if f"{m}-s{s}" in v] for m in MIXTURES} for label, v in ok.items()
     }
@@ -279,14 +282,14 @@ def collect(res: dict[str, dict], target: str | dict, seeds: list[int], sub: dic
     return values, pairs
 
 
-def per_domain(res: dict[str, dict], seeds: list[int]) -> dict:
+def per_domain(done: dict[str, dict], seeds: list[int]) -> dict:
     """Mean of every metric per scale and mixture over its finished seeds: where a mixture gains or loses."""
     out: dict = {}
-    for label, rr in res.items():
+    for label, runs in done.items():
         for m in MIXTURES:
-            runs = [rr[f"{m}-s{s}"]["metrics"] for s in seeds if rr.get(f"{m}-s{s}", {}).get("status") == "ok"]
-            if runs:
-                out.setdefault(label, {})[m] = {k: float(np.mean([r[k] for r in runs])) for k in sorted(runs[0])}
+            got = [runs[f"{m}-s{s}"] for s in seeds if f"{m}-s{s}" in runs]
+            if got:
+                out.setdefault(label, {})[m] = {k: float(np.mean([r[k] for r in got])) for k in sorted(got[0])}
     return out
 
 
@@ -294,37 +297,31 @@ HEADROOM_PREDICTORS = ("auto", "loglinear", "gp", "linear")
 
 
 def headroom(cfg: PipelineConfig, results: dict, out: Path, tag: str, doms: list[str]) -> dict:
-    """Per predictor: fit on the scaled runs themselves, minimised under the same constraints, and the same fit pinned
-    at uniform: the best mixture the scaled runs point to and how much it is predicted to beat uniform by."""
+    """Per predictor fit on the scaled runs themselves and minimised under the same constraints: the best mixture
+    the scaled runs point to, and how much the same fit predicts it beats uniform weights by."""
     import pandas as pd
 
-    from automixer.fitting import load_target_table, propose_mixture
+    from automixer.fitting import load_target_table, propose_mixture, target_name
     from automixer.stages import propose_inputs
 
     ok = sorted((r for r in results.values() if r.get("status") == "ok"), key=lambda r: r["run_id"])
     if len({tuple(sorted(r["weights"].items())) for r in ok}) < 2 * len(doms):
         return {}
-    rows = [{"run_id": r["run_id"], "seed": r["seed"], **{f"weight_{d}": r["weights"][d] for d in doms}} for r in ok]
     path = out / f"runs-{tag}.parquet"
+    rows = [{"run_id": r["run_id"], "seed": r["seed"], **{f"weight_{d}": r["weights"][d] for d in doms}} for r in ok]
     pd.DataFrame([{**row, **r["metrics"]} for row, r in zip(rows, ok, strict=True)]).to_parquet(path)
-    table, room = load_target_table(path, cfg.propose.target), {}
-    uniform = {"pinned": {d: 1 / len(doms) for d in doms}, "min_weight": {}, "max_weight": {}}
-    for name in HEADROOM_PREDICTORS:
-        fits = {}
-        for key, update in (("optimum", {}), ("uniform", uniform)):
-            c = cfg.propose.constraints.model_copy(update=update)
-            p = cfg.propose.model_copy(
-                update={"name": f"headroom-{tag}-{name}-{key}", "predictor": name, "constraints": c, "cv_folds": 5}
-            )
-            fits[key] = propose_mixture(table, p, str(path), **propose_inputs(cfg))[0].model_dump(mode="json")
-        best, uni = fits["optimum"], fits["uniform"]
-        room[name] = {
-            "predictor": best["provenance"]["predictor"],
-            "cv_spearman": best["provenance"].get("cv_spearman"),
-            "weights": best["weights"],
-            "predicted": best["predicted_target"],
-            "predicted_uniform": uni["predicted_target"],
-            "gain_over_uniform": uni["predicted_target"] - best["predicted_target"],
+    table, name, room = load_target_table(path, cfg.propose.target), target_name(cfg.propose.target), {}
+    for predictor in HEADROOM_PREDICTORS:
+        p = cfg.propose.model_copy(update={"name": f"headroom-{tag}-{predictor}", "predictor": predictor})
+        spec = propose_mixture(table, p, str(path), **propose_inputs(cfg))[0]
+        at_uniform = spec.provenance["uniform"][name]
+        room[predictor] = {
+            "predictor": spec.provenance["predictor"],
+            "cv_spearman": spec.provenance["cv_spearman"],
+            "weights": spec.weights,
+            "predicted": spec.predicted_target,
+            "predicted_uniform": at_uniform,
+            "gain_over_uniform": at_uniform - spec.predicted_target,
         }
     return {"n_runs": len(rows), "fits": room}
 
@@ -357,9 +354,10 @@ def run(args: argparse.Namespace) -> dict:
     for label, shape in ladder.items():
         res[label] = train(items, shape, data, out / f"runs-{label}", args.workers, label)
     res[tag] = train(items + sub_items, big, data, out / f"runs-{tag}", args.workers, tag)
-    values, pairs = collect(res, target, seeds, sub, tag)
+    done = finished(res)
+    values, pairs = collect(done, target, seeds, sub, tag)
     summary, stats, name = summarise(values), rank_transfer(pairs), target_name(target)
-    domains = per_domain(res, seeds)
+    domains = per_domain(done, seeds)
     print_mixture_table(summary, mix, tag, name)
     print_ladder_tables(summary, domains, name)
     print_rank_table(pairs, stats, tag, {**mix, **{r: v["weights"] for r, v in sub.items()}})

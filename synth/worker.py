@@ -237,7 +237,8 @@ def _minimal_root(ctx: Ctx) -> None:
     with private tmpfs scratch dirs (and, one-shot, the caller's workdir bound read-write at its own path).
     An interpreter prefix under a scratch dir (a venv in /tmp) is stashed at STASH and bound back into each
     fresh scratch tmpfs."""
-    ctx.hidden = [p for p in _ro_paths(ctx) if _under_scratch(p)]
+    paths = _ro_paths(ctx)
+    ctx.hidden = [p for p in paths if _under_scratch(p)]
     bad = [p for p in ctx.hidden if not os.path.isdir(p) or os.path.islink(p)]
     if bad:
         raise OSError(f"{bad} lie under the scratch dirs {sorted(SCRATCH)} and are not plain dirs")
@@ -246,7 +247,7 @@ def _minimal_root(ctx: Ctx) -> None:
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     root = "/tmp"  # any existing dir will do as the mount point; the old root is detached below
     _tmpfs(root, 1, "0755")
-    for path in _ro_paths(ctx):
+    for path in paths:
         if path not in ctx.hidden:
             _bind_into(root, path)
     for i, fd in enumerate(hfds):

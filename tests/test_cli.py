@@ -98,7 +98,8 @@ def test_propose_prints_and_stores_intervals(tables, tmp_path):
     assert f"predicted loss = {spec['predicted_target']:.4f} (80% CI [{lo:.4f}, {hi:.4f}])" in out
     assert f"[{u['weights_ci']['code'][0]:.4f}, {u['weights_ci']['code'][1]:.4f}]" in out
     assert f"P(proposal beats natural) = {u['p_beats_natural']:.2f} over 12 bootstrap refits" in out
-    assert f"P(proposal beats uniform) = {u['p_beats_uniform']:.2f}" in out
+    uniform = spec["provenance"]["uniform"]["loss"]
+    assert f"uniform weights: predicted {uniform:.4f}" in out and f"beats uniform) = {u['p_beats_uniform']:.2f}" in out
     assert spec["provenance"]["constraints"]["trust_region"] == {"radius": 0.5}
 
 

@@ -112,6 +112,7 @@ def test_bootstrap_intervals(tmp_path) -> None:
     # the proposal IS uniform: every refit predicts no gain, so it never beats uniform
     assert at_uniform.uncertainty.uniform_improvement_ci == pytest.approx((0.0, 0.0), abs=1e-9)
     assert at_uniform.uncertainty.p_beats_uniform == 0.0
+    assert at_uniform.provenance["uniform"]["bpb_mean"] == pytest.approx(at_uniform.predicted_target)
     again, _ = _propose(tmp_path, n=60, **kw)
     assert again.uncertainty.model_dump(exclude={"seconds"}) == u.model_dump(exclude={"seconds"})
     other, _ = _propose(tmp_path, n=60, **{**kw, "seed": 4})

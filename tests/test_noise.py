@@ -128,9 +128,8 @@ def test_propose_uses_the_tables_replicates(tmp_path) -> None:
     assert noise["dof"] == 16 and noise["replicate_groups"] == 16
     assert noise["sd"] == pytest.approx(pooled_sd(y, idx)[0]) and 0.01 < noise["sd"] < 0.04
     u = spec.uncertainty.model_dump()
-    if "noise_sd" in u:  # once the mixture spec carries it
-        assert u["noise_sd"] == pytest.approx(noise["sd"]) and 0 <= u["p_beats_natural_one_run"] <= 1
-        assert 0 <= u["p_beats_uniform_one_run"] <= 1
+    assert u["noise_sd"] == pytest.approx(noise["sd"]) and 0 <= u["p_beats_natural_one_run"] <= 1
+    assert 0 <= u["p_beats_uniform_one_run"] <= 1
 
 
 def test_p_beats_natural_for_one_run_adds_seed_noise() -> None:

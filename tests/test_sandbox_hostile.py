@@ -5,6 +5,7 @@ Each runs through the warm pool (`synth.execute.execute`) and through the fresh-
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -95,7 +96,7 @@ def test_a_venv_under_tmp_keeps_the_private_root(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([venv / "bin" / "python", "-c", SCRATCH_VENV_CHECK], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
-    runs = __import__("json").loads(out.stdout.splitlines()[-1])
+    runs = json.loads(out.stdout.splitlines()[-1])
     assert [r[0] for r in runs] == ["ok"] * 4
     assert all(r[1] == f"{venv} OSError\n" for r in runs), runs  # its own prefix, and not writable
     assert all(r[2] == LEVEL for r in runs)  # the same isolation as a venv outside the scratch dirs
